@@ -1,0 +1,35 @@
+"""python -m crm: serve the app, with an embedded PostgreSQL unless DATABASE_URL is set."""
+
+import argparse
+import logging
+
+import uvicorn
+
+from crm import settings as settings_module
+from crm.database import open_database
+from crm.web.app import create_app
+
+
+def _arguments(defaults: settings_module.Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m crm", description=__doc__)
+    parser.add_argument("--host", default=defaults.host, help="address to bind (CRM_HOST)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port to bind (PORT)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    settings = settings_module.load()
+    args = _arguments(settings)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    database = open_database(settings.database_url, settings.data_dir)
+    try:
+        app = create_app(database.url, settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    finally:
+        database.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""What a projection is: a table, a partition key and pure functions over a per-key state.
+
+A projection partitions its table by one key column (a contact's id, an account's id). For each key
+it folds events into a state with plain functions `(state | None, event) -> state | None`, and
+turns a state into the table rows for that key (without the key column) and back. That one logic has two drivers: the live
+projector loads the states a batch touches from the table, folds, and writes them back; replay folds
+the whole stream in memory and bulk-writes the result.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from crm.store.events import Event
+
+S = TypeVar("S")
+Row = tuple[Any, ...]
+Handler = Callable[[S | None, Event], S | None]
+
+
+@dataclass(frozen=True)
+class Projection(Generic[S]):
+    name: str
+    table: str
+    key_column: str
+    columns: tuple[str, ...]  # the other columns, in the order to_rows gives them
+    handlers: Mapping[str, Handler[S]]
+    to_rows: Callable[[S], list[Row]]
+    from_rows: Callable[[str, list[Row]], S]
+
+    def key_of(self, event: Event) -> str:
+        return str(event.payload[self.key_column])
+
+    def handles(self, event: Event) -> bool:
+        return event.type in self.handlers
+
+    def fold(self, state: S | None, event: Event) -> S | None:
+        return self.handlers[event.type](state, event)

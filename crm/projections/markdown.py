@@ -1,0 +1,23 @@
+"""Markdown notes to sanitized HTML, memoized: a replay renders each distinct text once."""
+
+from functools import lru_cache
+
+import markdown as markdown_lib
+import nh3
+
+_ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td",
+}
+
+
+@lru_cache(maxsize=8192)
+def render_markdown(text: str) -> str:
+    html = markdown_lib.markdown(text, extensions=["tables", "fenced_code", "sane_lists"])
+    return nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto", "tel"},
+        link_rel="noopener noreferrer nofollow",
+    )

@@ -1,0 +1,77 @@
+"""projected_meeting_notes_emails: per contact, the next-meeting notes still to be e-mailed."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from crm.projections.base import Projection, Row
+from crm.projections.markdown import render_markdown
+from crm.store.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEmail:
+    account_id: str
+    contact_name: str
+    meeting_on: str | None  # None: nothing to send
+    notes: str | None
+    last_updated_at: datetime
+
+
+def contact_created(state: PendingEmail | None, event: Event) -> PendingEmail:
+    p = event.payload
+    return PendingEmail(p["account_id"], p["name"], None, None, event.created_at)
+
+
+def contact_edited(state: PendingEmail | None, event: Event) -> PendingEmail | None:
+    if state is None:
+        return None
+    return replace(state, contact_name=event.payload["name"], last_updated_at=event.created_at)
+
+
+def contact_deleted(state: PendingEmail | None, event: Event) -> None:
+    return None
+
+
+def notes_written(state: PendingEmail | None, event: Event) -> PendingEmail | None:
+    if state is None:
+        return None
+    p = event.payload
+    return replace(
+        state, meeting_on=p["meeting_on"], notes=p["notes"], last_updated_at=event.created_at
+    )
+
+
+def email_sent(state: PendingEmail | None, event: Event) -> PendingEmail | None:
+    # Notes rewritten for another day after this e-mail went out are still pending.
+    if state is None or state.meeting_on != event.payload["meeting_on"]:
+        return state
+    return replace(state, meeting_on=None, notes=None, last_updated_at=event.created_at)
+
+
+def _to_rows(s: PendingEmail) -> list[Row]:
+    html = render_markdown(s.notes) if s.notes is not None else None
+    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, html, s.last_updated_at)]
+
+
+def _from_rows(contact_id: str, rows: list[Row]) -> PendingEmail:
+    account_id, name, meeting_on, notes, _html, updated_at = rows[0]
+    return PendingEmail(account_id, name, meeting_on, notes, updated_at)
+
+
+MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
+    name="meeting_notes_emails",
+    table="projected_meeting_notes_emails",
+    key_column="contact_id",
+    columns=(
+        "account_id", "contact_name", "meeting_on", "notes", "notes_html", "last_updated_at",
+    ),
+    handlers={
+        "contact-created": contact_created,
+        "contact-edited": contact_edited,
+        "contact-deleted": contact_deleted,
+        "next-meeting-notes-written": notes_written,
+        "meeting-notes-email-sent": email_sent,
+    },
+    to_rows=_to_rows,
+    from_rows=_from_rows,
+)

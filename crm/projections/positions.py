@@ -1,0 +1,53 @@
+"""Each projection's position, and the news that it advanced."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+
+CHANNEL = "crm_projections"
+# NOTIFY payloads stop at 8000 bytes; past this many accounts say "any account" instead.
+_MAX_ACCOUNTS_LISTED = 100
+
+
+async def register(conn: AsyncConnection[Any], names: Iterable[str]) -> None:
+    for name in names:
+        await conn.execute(
+            "INSERT INTO projections (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
+        )
+
+
+async def lock_position(conn: AsyncConnection[Any], name: str) -> int:
+    """The projection's position, row-locked until the caller's transaction ends.
+
+    Whoever applies a batch holds this lock, so two appliers can never apply the same events,
+    whatever else goes wrong with leadership.
+    """
+    cursor = await conn.execute(
+        "SELECT position FROM projections WHERE name = %s FOR UPDATE", (name,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError(f"projection {name!r} is not registered")
+    return int(row[0])
+
+
+async def record_position(
+    conn: AsyncConnection[Any], name: str, position: int, accounts: set[str] | None
+) -> None:
+    """Store the new position and tell every process, at commit, that it advanced."""
+    await conn.execute(
+        "UPDATE projections SET position = %s, last_updated_at = now() WHERE name = %s",
+        (position, name),
+    )
+    listed = sorted(accounts) if accounts is not None else None
+    if listed is not None and len(listed) > _MAX_ACCOUNTS_LISTED:
+        listed = None
+    payload = orjson.dumps({"projection": name, "position": position, "accounts": listed})
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload.decode()))
+
+
+async def current_positions(conn: AsyncConnection[Any]) -> dict[str, int]:
+    cursor = await conn.execute("SELECT name, position FROM projections")
+    return {name: int(position) for name, position in await cursor.fetchall()}

@@ -1,0 +1,69 @@
+"""Every setting crm reads, read once from the environment.
+
+A missing or malformed value fails at start-up with the variable's name in the message.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingError(ValueError):
+    """A setting is present but unusable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    secret_key: str | None
+    smtp_url: str | None
+    mail_from: str
+    email_hour: int
+    log_level: str
+
+
+def _default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "crm"
+
+
+def _int(environ: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _smtp_url(environ: dict[str, str]) -> str | None:
+    raw = environ.get("CRM_SMTP_URL") or None
+    if raw is not None and urlsplit(raw).scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise SettingError(
+            f"CRM_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://, got {raw!r}"
+        )
+    return raw
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    return Settings(
+        database_url=env.get("DATABASE_URL") or None,
+        data_dir=Path(env["CRM_DATA_DIR"]) if env.get("CRM_DATA_DIR") else _default_data_dir(),
+        host=env.get("CRM_HOST") or "127.0.0.1",
+        port=_int(env, "PORT", 8000, 1, 65535),
+        secret_key=env.get("CRM_SECRET_KEY") or None,
+        smtp_url=_smtp_url(env),
+        mail_from=env.get("CRM_MAIL_FROM") or "crm@localhost",
+        email_hour=_int(env, "CRM_EMAIL_HOUR", 7, 0, 23),
+        log_level=(env.get("CRM_LOG_LEVEL") or "INFO").upper(),
+    )

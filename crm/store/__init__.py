@@ -1,0 +1,1 @@
+"""The write side: event types and their schemas, entities, and appending events."""

@@ -1,0 +1,96 @@
+"""Appending events and reading them back in position order."""
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+
+from crm.store.event_types import EventTypes
+from crm.store.validation import validate_payload
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    position: int
+    type: str
+    version: int
+    payload: dict[str, Any]
+    entity_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    position: int
+    created_at: datetime
+
+
+async def append(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    event_type: str,
+    payload: dict[str, Any],
+    entity_id: uuid.UUID | str,
+    version: int | None = None,
+) -> Appended:
+    """Validate the payload against exactly its type's schema version, then store it.
+
+    Raises InvalidPayload (naming each failing field) before anything is written. Runs in the
+    caller's transaction if one is open, so other writes can commit atomically with the event.
+    """
+    chosen = types.get(event_type, version)
+    validate_payload(chosen, payload)
+    cursor = await conn.execute(
+        "INSERT INTO events (event_type_id, entity_id, payload) VALUES (%s, %s, %s::jsonb)"
+        " RETURNING id, created_at",
+        (types.id_of(chosen), entity_id, orjson.dumps(payload).decode()),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return Appended(row[0], row[1])
+
+
+_SELECT = (
+    "SELECT id, event_type_id, payload::text, entity_id::text, created_at FROM events"
+    " WHERE id > %s AND id <= %s ORDER BY id"
+)
+
+
+def _names_by_id(types: EventTypes) -> dict[int, tuple[str, int]]:
+    return {type_id: key for key, type_id in types.ids.items()}
+
+
+async def read_batch(
+    conn: AsyncConnection[Any], types: EventTypes, after: int, limit: int
+) -> list[Event]:
+    """The next committed events after a position. Appends are serialized (sql/004), so every
+    event below the highest visible position is already visible: nothing can appear behind it."""
+    names = _names_by_id(types)
+    cursor = await conn.execute(_SELECT + " LIMIT %s", (after, 2**62, limit))
+    return [_event(row, names) for row in await cursor.fetchall()]
+
+
+async def stream(
+    conn: AsyncConnection[Any], types: EventTypes, after: int, upto: int, chunk: int = 20_000
+) -> AsyncIterator[list[Event]]:
+    """Every event in (after, upto], in chunks, through a server-side cursor (bounded memory)."""
+    names = _names_by_id(types)
+    async with conn.cursor(name="crm_event_stream") as cursor:
+        await cursor.execute(_SELECT, (after, upto))
+        while rows := await cursor.fetchmany(chunk):
+            yield [_event(row, names) for row in rows]
+
+
+async def head_position(conn: AsyncConnection[Any]) -> int:
+    row = await (await conn.execute("SELECT coalesce(max(id), 0) FROM events")).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _event(row: tuple[Any, ...], names: dict[int, tuple[str, int]]) -> Event:
+    name, version = names[row[1]]
+    return Event(row[0], name, version, orjson.loads(row[2]), row[3], row[4])

@@ -1,0 +1,1 @@
+"""The web side: one module per resource, each reading projections and appending events."""
