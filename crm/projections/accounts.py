@@ -20,8 +20,12 @@ class Account:
 def created(state: Account | None, event: Event) -> Account:
     p = event.payload
     return Account(
-        p["account_id"], p["email"], p["password_hash"], p["time_zone"],
-        event.created_at, event.created_at,
+        p["account_id"],
+        p["email"],
+        p["password_hash"],
+        p["time_zone"],
+        event.created_at,
+        event.created_at,
     )
 
 

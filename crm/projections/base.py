@@ -1,10 +1,10 @@
 """What a projection is: a table, a partition key and pure functions over a per-key state.
 
-A projection partitions its table by one key column (a contact's id, an account's id). For each key
-it folds events into a state with plain functions `(state | None, event) -> state | None`, and
-turns a state into the table rows for that key (without the key column) and back. That one logic has two drivers: the live
-projector loads the states a batch touches from the table, folds, and writes them back; replay folds
-the whole stream in memory and bulk-writes the result.
+A projection partitions its table by one key column (a contact's id, an account's id). For each
+key it folds events into a state with plain functions `(state | None, event) -> state | None`, and
+turns a state into that key's table rows (without the key column) and back. That one logic has two
+drivers: the live projector loads the states a batch touches from the table, folds, and writes
+them back; replay folds the whole stream in memory and bulk-writes the result.
 """
 
 from collections.abc import Callable, Mapping

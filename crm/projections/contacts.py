@@ -25,8 +25,16 @@ class Contact:
 def created(state: Contact | None, event: Event) -> Contact:
     p = event.payload
     return Contact(
-        p["contact_id"], p["account_id"], p["name"], p["description"], p["contact_method"],
-        None, None, None, event.created_at, event.created_at,
+        p["contact_id"],
+        p["account_id"],
+        p["name"],
+        p["description"],
+        p["contact_method"],
+        None,
+        None,
+        None,
+        event.created_at,
+        event.created_at,
     )
 
 
@@ -35,7 +43,10 @@ def edited(state: Contact | None, event: Event) -> Contact | None:
         return None
     p = event.payload
     return replace(
-        state, name=p["name"], description=p["description"], contact_method=p["contact_method"],
+        state,
+        name=p["name"],
+        description=p["description"],
+        contact_method=p["contact_method"],
         last_updated_at=event.created_at,
     )
 
@@ -56,26 +67,55 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
     if state is None:
         return None
     return replace(
-        state, next_meeting_on=event.payload["meeting_on"],
-        next_meeting_notes=event.payload["notes"], last_updated_at=event.created_at,
+        state,
+        next_meeting_on=event.payload["meeting_on"],
+        next_meeting_notes=event.payload["notes"],
+        last_updated_at=event.created_at,
     )
 
 
 def _to_rows(c: Contact) -> list[Row]:
     html = render_markdown(c.next_meeting_notes) if c.next_meeting_notes is not None else None
-    return [(
-        c.account_id, c.name, c.description, c.contact_method,
-        c.last_interacted_on, c.next_meeting_on, c.next_meeting_notes, html,
-        c.created_at, c.last_updated_at,
-    )]
+    return [
+        (
+            c.account_id,
+            c.name,
+            c.description,
+            c.contact_method,
+            c.last_interacted_on,
+            c.next_meeting_on,
+            c.next_meeting_notes,
+            html,
+            c.created_at,
+            c.last_updated_at,
+        )
+    ]
 
 
 def _from_rows(contact_id: str, rows: list[Row]) -> Contact:
-    (account_id, name, description, method, last_on, next_on, notes, _html,
-     created_at, updated_at) = rows[0]
+    (
+        account_id,
+        name,
+        description,
+        method,
+        last_on,
+        next_on,
+        notes,
+        _html,
+        created_at,
+        updated_at,
+    ) = rows[0]
     return Contact(
-        contact_id, account_id, name, description, method, last_on, next_on, notes,
-        created_at, updated_at,
+        contact_id,
+        account_id,
+        name,
+        description,
+        method,
+        last_on,
+        next_on,
+        notes,
+        created_at,
+        updated_at,
     )
 
 
@@ -84,9 +124,16 @@ CONTACTS: Projection[Contact] = Projection(
     table="projected_contacts",
     key_column="contact_id",
     columns=(
-        "account_id", "name", "description", "contact_method",
-        "last_interacted_on", "next_meeting_on", "next_meeting_notes", "next_meeting_notes_html",
-        "created_at", "last_updated_at",
+        "account_id",
+        "name",
+        "description",
+        "contact_method",
+        "last_interacted_on",
+        "next_meeting_on",
+        "next_meeting_notes",
+        "next_meeting_notes_html",
+        "created_at",
+        "last_updated_at",
     ),
     handlers={
         "contact-created": created,

@@ -21,9 +21,10 @@ Interactions = dict[str, Interaction]
 def recorded(state: Interactions | None, event: Event) -> Interactions:
     p = event.payload
     # the key is contact + day: a second record for the same day replaces that day's notes
-    return {**(state or {}), p["interacted_on"]: Interaction(
-        p["account_id"], p["notes"], event.created_at
-    )}
+    return {
+        **(state or {}),
+        p["interacted_on"]: Interaction(p["account_id"], p["notes"], event.created_at),
+    }
 
 
 def contact_deleted(state: Interactions | None, event: Event) -> None:

@@ -63,7 +63,12 @@ MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
     table="projected_meeting_notes_emails",
     key_column="contact_id",
     columns=(
-        "account_id", "contact_name", "meeting_on", "notes", "notes_html", "last_updated_at",
+        "account_id",
+        "contact_name",
+        "meeting_on",
+        "notes",
+        "notes_html",
+        "last_updated_at",
     ),
     handlers={
         "contact-created": contact_created,

@@ -7,6 +7,7 @@ projection's position, so a crash anywhere neither loses nor doubles an effect.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ from crm.store.events import read_batch
 log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "crm_events"
 _LEADER_LOCK = 7346002
+APPLICATION_NAME = "crm-projector"
+
+
+def _stop_if_cancelled() -> None:
+    # psycopg answers a cancellation during a query by cancelling the query too, and may then raise
+    # QueryCanceled instead of CancelledError; a retry loop must not swallow its own shutdown.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass
@@ -80,7 +90,9 @@ class Projector:
             doorbell.set()
 
     async def _connect(self) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.url, autocommit=True)
+        conn = await AsyncConnection.connect(
+            self.url, autocommit=True, application_name=APPLICATION_NAME
+        )
         use_text_for_ids_and_dates(conn)
         return conn
 
@@ -97,11 +109,13 @@ class Projector:
                     self.listener_state = "listening"
                     backoff.reset()
                     await self._hear(conn)
-            except psycopg.OperationalError as error:
+            except Exception as error:  # a lost connection, or news it could not read
+                _stop_if_cancelled()
                 self.listener_state = f"reconnecting: {error}".strip()
                 delay = backoff.next()
-                log.warning("projector listener lost its connection (%s); retry in %.1fs",
-                            error, delay)
+                log.warning(
+                    "projector listener lost its connection (%s); retry in %.1fs", error, delay
+                )
                 await asyncio.sleep(delay)
 
     async def _hear(self, conn: AsyncConnection[Any]) -> None:
@@ -122,11 +136,16 @@ class Projector:
                     backoff.reset()
                     await self._follow_the_stream(conn, projection)
             except Exception as error:  # a lost database or a failing batch: retry, never die
+                _stop_if_cancelled()
                 delay = backoff.next()
                 self.states[projection.name] = f"retrying: {error}".strip()
-                log.warning("projection %s stopped (%r); retry in %.1fs",
-                            projection.name, error, delay,
-                            exc_info=not isinstance(error, psycopg.OperationalError))
+                log.warning(
+                    "projection %s stopped (%r); retry in %.1fs",
+                    projection.name,
+                    error,
+                    delay,
+                    exc_info=not isinstance(error, psycopg.OperationalError),
+                )
                 await asyncio.sleep(delay)
 
     async def _lead(self, conn: AsyncConnection[Any], projection: Projection[Any]) -> None:
@@ -151,10 +170,8 @@ class Projector:
             doorbell.clear()
             while await self.apply_next_batch(conn, projection):
                 pass
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(doorbell.wait(), self.settings.poll_interval)
-            except TimeoutError:
-                pass
 
     async def apply_next_batch(
         self, conn: AsyncConnection[Any], projection: Projection[Any]

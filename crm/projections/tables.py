@@ -17,7 +17,8 @@ async def load_states(
     conn: AsyncConnection[Any], projection: Projection[Any], table: str, keys: list[str]
 ) -> dict[str, Any]:
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {key} = ANY(%s::uuid[])").format(
-        cols=_columns(projection), table=sql.Identifier(table),
+        cols=_columns(projection),
+        table=sql.Identifier(table),
         key=sql.Identifier(projection.key_column),
     )
     grouped: dict[str, list[Row]] = defaultdict(list)

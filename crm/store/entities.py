@@ -17,8 +17,7 @@ def process_id(name: str) -> uuid.UUID:
 async def ensure_process(conn: AsyncConnection[Any], name: str) -> uuid.UUID:
     entity_id = process_id(name)
     await conn.execute(
-        "INSERT INTO entities (id, kind, name) VALUES (%s, 'process', %s)"
-        " ON CONFLICT DO NOTHING",
+        "INSERT INTO entities (id, kind, name) VALUES (%s, 'process', %s) ON CONFLICT DO NOTHING",
         (entity_id, name),
     )
     return entity_id

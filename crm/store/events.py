@@ -79,7 +79,7 @@ async def stream(
 ) -> AsyncIterator[list[Event]]:
     """Every event in (after, upto], in chunks, through a server-side cursor (bounded memory)."""
     names = _names_by_id(types)
-    async with conn.cursor(name="crm_event_stream") as cursor:
+    async with conn.transaction(), conn.cursor(name="crm_event_stream") as cursor:
         await cursor.execute(_SELECT, (after, upto))
         while rows := await cursor.fetchmany(chunk):
             yield [_event(row, names) for row in rows]

@@ -37,9 +37,11 @@ async def health(request: Request) -> JSONResponse:
         }
         for name, position, updated in rows
     }
-    return JSONResponse({
-        "status": "ok",
-        "database": "ok",
-        "head_position": head,
-        "projector": {"listener": projector.listener_state, "projections": projections},
-    })
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "ok",
+            "head_position": head,
+            "projector": {"listener": projector.listener_state, "projections": projections},
+        }
+    )

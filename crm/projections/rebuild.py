@@ -1,0 +1,181 @@
+"""The replay driver: rebuild projections from the whole stream while the app keeps serving.
+
+Fold every event in memory through the projections' own functions, COPY the result into fresh
+shadow tables, then, in one transaction that holds each projection's position lock: apply the
+events that arrived meanwhile to the shadows, swap them in for the live tables, and record the
+new positions. Readers see the old table until that commit and the new one after it; a failure
+anywhere before the commit leaves the live tables untouched.
+"""
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from crm.database import use_text_for_ids_and_dates
+from crm.projections import positions
+from crm.projections.apply import apply_events
+from crm.projections.base import Projection
+from crm.projections.tables import copy_states
+from crm.store.event_types import EventTypes
+from crm.store.events import head_position, read_batch, stream
+
+Progress = Callable[[int], None]
+_INDEX_NAME_AND_TABLE = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON \S+ ")
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    projections: tuple[str, ...]
+    events: int
+    rows: dict[str, int]
+    position: int
+    seconds: float
+
+
+async def fold_stream(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    projections: Sequence[Projection[Any]],
+    upto: int,
+    progress: Progress | None = None,
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Every projection's state per key after events (0, upto]; and how many events were read."""
+    states: dict[str, dict[str, Any]] = {p.name: {} for p in projections}
+    routes: dict[str, list[tuple[Projection[Any], dict[str, Any]]]] = {}
+    for projection in projections:
+        for event_type in projection.handlers:
+            routes.setdefault(event_type, []).append((projection, states[projection.name]))
+    count = 0
+    async for chunk in stream(conn, types, 0, upto):
+        for event in chunk:
+            for projection, by_key in routes.get(event.type, ()):
+                key = projection.key_of(event)
+                folded = projection.fold(by_key.get(key), event)
+                if folded is None:
+                    by_key.pop(key, None)
+                else:
+                    by_key[key] = folded
+        count += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return states, count
+
+
+def shadow_name(table: str) -> str:
+    return f"{table}__rebuild"
+
+
+async def create_like(conn: AsyncConnection[Any], table: str, new_table: str) -> None:
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(new_table)))
+    await conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier(new_table), sql.Identifier(table)
+        )
+    )
+
+
+async def _index_definitions(conn: AsyncConnection[Any], table: str) -> dict[str, str]:
+    """Index name -> its definition with the index and table names taken out."""
+    cursor = await conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes"
+        " WHERE schemaname = current_schema() AND tablename = %s ORDER BY indexname",
+        (table,),
+    )
+    return {name: _INDEX_NAME_AND_TABLE.sub(r"\1", d) for name, d in await cursor.fetchall()}
+
+
+async def swap_in(conn: AsyncConnection[Any], table: str, shadow: str) -> None:
+    """Replace the table by its shadow, giving the shadow's indexes the original names."""
+    old = await _index_definitions(conn, table)
+    new = await _index_definitions(conn, shadow)
+    original_name = {definition: name for name, definition in old.items()}
+    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+    await conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(table))
+    )
+    for name, definition in new.items():
+        if definition in original_name:
+            await conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name), sql.Identifier(original_name[definition])
+                )
+            )
+
+
+async def build_table(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    projection: Projection[Any],
+    into: str,
+    upto: int,
+) -> int:
+    """Build a from-scratch copy of a projection into a new table; return its row count."""
+    states, _ = await fold_stream(conn, types, [projection], upto)
+    await create_like(conn, projection.table, into)
+    return await copy_states(conn, projection, into, states[projection.name])
+
+
+async def _catch_up_and_swap(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    projections: Sequence[Projection[Any]],
+    built_upto: int,
+) -> int:
+    async with conn.transaction():
+        for projection in sorted(projections, key=lambda p: p.name):
+            await positions.lock_position(conn, projection.name)
+        position = built_upto
+        while events := await read_batch(conn, types, position, 10_000):
+            for projection in projections:
+                await apply_events(conn, projection, events, shadow_name(projection.table))
+            position = events[-1].position
+        for projection in projections:
+            await swap_in(conn, projection.table, shadow_name(projection.table))
+            await positions.record_position(conn, projection.name, position, None)
+    return position
+
+
+async def rebuild(
+    url: str,
+    types: EventTypes,
+    projections: Sequence[Projection[Any]],
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Rebuilt:
+    started = time.perf_counter()
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        use_text_for_ids_and_dates(conn)
+        upto = await head_position(conn)
+        if on_total is not None:
+            total = await (
+                await conn.execute("SELECT count(*) FROM events WHERE id <= %s", (upto,))
+            ).fetchone()
+            on_total(int(total[0]) if total else 0)
+        states, count = await fold_stream(conn, types, projections, upto, progress)
+        rows: dict[str, int] = {}
+        try:
+            for projection in projections:
+                shadow = shadow_name(projection.table)
+                await create_like(conn, projection.table, shadow)
+                rows[projection.table] = await copy_states(
+                    conn, projection, shadow, states.pop(projection.name)
+                )
+            position = await _catch_up_and_swap(conn, types, projections, upto)
+        finally:
+            for projection in projections:
+                await conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}").format(
+                        sql.Identifier(shadow_name(projection.table))
+                    )
+                )
+    return Rebuilt(
+        tuple(p.name for p in projections),
+        count,
+        rows,
+        position,
+        time.perf_counter() - started,
+    )

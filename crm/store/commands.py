@@ -1,0 +1,182 @@
+"""The commands of the CRM: each checks what must hold now and appends one event.
+
+Every command runs in one transaction: the write-side checks (contact_keys, entities) and the
+event commit together or not at all.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, errors
+
+from crm.store.entities import claim_account
+from crm.store.event_types import EventTypes
+from crm.store.events import Appended, append
+
+
+class CommandRefused(ValueError):
+    """A command that cannot be carried out; `field` names the form field at fault, if any."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ContactNotFound(CommandRefused):
+    def __init__(self) -> None:
+        super().__init__("no such contact")
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a command did: the event's position, and the id of what it created or changed."""
+
+    appended: Appended
+    subject_id: str
+
+
+async def sign_up(
+    conn: AsyncConnection[Any], types: EventTypes, email: str, password_hash: str, time_zone: str
+) -> Done:
+    async with conn.transaction():
+        account_id = await claim_account(conn, email)
+        if account_id is None:
+            raise CommandRefused("an account with this e-mail already exists", "email")
+        payload = {
+            "account_id": str(account_id),
+            "email": email.lower(),
+            "password_hash": password_hash,
+            "time_zone": time_zone,
+        }
+        appended = await append(conn, types, "account-created", payload, account_id)
+    return Done(appended, str(account_id))
+
+
+def _name_taken() -> CommandRefused:
+    return CommandRefused("you already have a contact with this name", "name")
+
+
+async def add_contact(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    name: str,
+    description: str,
+    contact_method: str,
+) -> Done:
+    contact_id = str(uuid.uuid4())
+    payload = {
+        "contact_id": contact_id,
+        "account_id": account_id,
+        "name": name,
+        "description": description,
+        "contact_method": contact_method,
+    }
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO contact_keys (contact_id, account_id, name) VALUES (%s, %s, %s)",
+                (contact_id, account_id, name),
+            )
+            appended = await append(conn, types, "contact-created", payload, account_id)
+    except errors.UniqueViolation:
+        raise _name_taken() from None
+    return Done(appended, contact_id)
+
+
+async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> None:
+    """Refuse a contact that does not exist or is another account's (both look the same)."""
+    try:
+        uuid.UUID(contact_id)
+    except ValueError:
+        raise ContactNotFound() from None
+    cursor = await conn.execute(
+        "SELECT 1 FROM contact_keys WHERE contact_id = %s AND account_id = %s FOR UPDATE",
+        (contact_id, account_id),
+    )
+    if await cursor.fetchone() is None:
+        raise ContactNotFound()
+
+
+async def edit_contact(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    contact_id: str,
+    name: str,
+    description: str,
+    contact_method: str,
+) -> Done:
+    payload = {
+        "contact_id": contact_id,
+        "account_id": account_id,
+        "name": name,
+        "description": description,
+        "contact_method": contact_method,
+    }
+    try:
+        async with conn.transaction():
+            await _lock_own_contact(conn, account_id, contact_id)
+            await conn.execute(
+                "UPDATE contact_keys SET name = %s WHERE contact_id = %s", (name, contact_id)
+            )
+            appended = await append(conn, types, "contact-edited", payload, account_id)
+    except errors.UniqueViolation:
+        raise _name_taken() from None
+    return Done(appended, contact_id)
+
+
+async def delete_contact(
+    conn: AsyncConnection[Any], types: EventTypes, account_id: str, contact_id: str
+) -> Done:
+    async with conn.transaction():
+        await _lock_own_contact(conn, account_id, contact_id)
+        await conn.execute("DELETE FROM contact_keys WHERE contact_id = %s", (contact_id,))
+        payload = {"contact_id": contact_id, "account_id": account_id}
+        appended = await append(conn, types, "contact-deleted", payload, account_id)
+    return Done(appended, contact_id)
+
+
+async def _append_about_contact(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    event_type: str,
+    account_id: str,
+    contact_id: str,
+    fields: dict[str, Any],
+    entity_id: str | uuid.UUID,
+) -> Done:
+    async with conn.transaction():
+        await _lock_own_contact(conn, account_id, contact_id)
+        payload = {"contact_id": contact_id, "account_id": account_id, **fields}
+        appended = await append(conn, types, event_type, payload, entity_id)
+    return Done(appended, contact_id)
+
+
+async def record_interaction(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    contact_id: str,
+    interacted_on: str,
+    notes: str,
+) -> Done:
+    fields = {"interacted_on": interacted_on, "notes": notes}
+    return await _append_about_contact(
+        conn, types, "interaction-recorded", account_id, contact_id, fields, account_id
+    )
+
+
+async def write_next_meeting_notes(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    contact_id: str,
+    meeting_on: str,
+    notes: str,
+) -> Done:
+    fields = {"meeting_on": meeting_on, "notes": notes}
+    return await _append_about_contact(
+        conn, types, "next-meeting-notes-written", account_id, contact_id, fields, account_id
+    )

