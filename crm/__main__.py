@@ -6,7 +6,6 @@ import logging
 import uvicorn
 
 from crm import settings as settings_module
-from crm.database import open_database
 from crm.web.app import create_app
 
 
@@ -23,12 +22,8 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    database = open_database(settings.database_url, settings.data_dir)
-    try:
-        app = create_app(database.url, settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
-    finally:
-        database.stop()
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""`python -m crm` as a user runs it: embedded PostgreSQL, kill -9, restarts, real sockets."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from crm.projections.registry import ALL
+from tests.support import accounts_and_workload, append_workload, differences, wait_until_caught_up
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class App:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port)}
+        if "DATABASE_URL" not in env:
+            self.env.pop("DATABASE_URL", None)
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> "App":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crm"],
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def health(self, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None and self.process.poll() is None, self.output()
+            try:
+                response = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the app did not become healthy"
+            time.sleep(0.1)
+
+    def kill_9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=10)
+
+    def stop(self) -> str:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        return out
+
+    def output(self) -> str:
+        assert self.process is not None
+        if self.process.poll() is None:
+            return ""
+        return self.process.communicate()[0]
+
+
+def postgres_running_in(pgdata: Path) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and str(pgdata) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "crm-data"
+    for pid in postgres_running_in(tmp_path / "crm-data" / "pgdata"):
+        psutil.Process(pid).kill()
+
+
+def test_embedded_database_survives_kill_9_and_stops_on_shutdown(data_dir: Path) -> None:
+    app = App({"CRM_DATA_DIR": str(data_dir)}).start()
+    assert app.health()["database"] == "ok"
+    app.kill_9()
+    assert postgres_running_in(data_dir / "pgdata")  # orphaned by the kill, as in real life
+
+    again = App({"CRM_DATA_DIR": str(data_dir)}).start()
+    health = again.health()
+    assert set(health["projector"]["projections"]) == {p.name for p in ALL}
+    log = again.stop()
+    assert "embedded PostgreSQL" in log
+    # uvicorn re-raises SIGTERM after its graceful shutdown
+    assert again.process is not None and again.process.returncode in (0, -15), log
+    assert "stopping the embedded PostgreSQL" in log
+    assert postgres_running_in(data_dir / "pgdata") == []
+
+
+def test_a_stale_postmaster_pid_of_another_process_is_ignored(data_dir: Path) -> None:
+    app = App({"CRM_DATA_DIR": str(data_dir)}).start()
+    app.health()
+    app.stop()
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    # a postmaster.pid left behind, naming a live process that is not postgres (this one)
+    pid_file.write_text(f"{os.getpid()}\n{data_dir / 'pgdata'}\n0\n5432\n{data_dir}\n\n\nready\n")
+    again = App({"CRM_DATA_DIR": str(data_dir)}).start()
+    assert again.health()["database"] == "ok"
+    again.stop()
+
+
+def test_port_and_host_flags(data_dir: Path) -> None:
+    app = App({"CRM_DATA_DIR": str(data_dir)})
+    app.port = free_port()
+    app.process = subprocess.Popen(
+        [sys.executable, "-m", "crm", "--host", "127.0.0.1", "--port", str(app.port)],
+        env=app.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert app.health()["status"] == "ok"
+    app.stop()
+
+
+async def test_an_app_killed_mid_catch_up_restarts_without_loss(db_url, types, conn) -> None:
+    workload = await accounts_and_workload(conn, types, 10)
+    await append_workload(conn, types, workload, 20_000)
+    app = App({"DATABASE_URL": db_url}).start()
+    deadline = time.monotonic() + 60
+    while True:  # kill it while it is part-way through the backlog
+        row = await (
+            await conn.execute("SELECT min(position), max(position) FROM projections")
+        ).fetchone()
+        assert row is not None
+        if row[1] > 0:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    app.kill_9()
+    assert row[0] < 20_000  # it really was mid-way
+    again = App({"DATABASE_URL": db_url}).start()
+    again.health()
+    await wait_until_caught_up(conn, [p.name for p in ALL], timeout=60)
+    assert "starting none" in again.stop()
+    for projection in ALL:
+        assert await differences(conn, types, projection) == 0, projection.name
