@@ -1,14 +1,13 @@
 """projected_accounts: one row per account, read by log-in and the e-mail job."""
 
-from dataclasses import astuple, dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
 from crm.store.events import Event
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
     account_id: str
     email: str
     password_hash: str
@@ -30,7 +29,7 @@ def created(state: Account | None, event: Event) -> Account:
 
 
 def _to_rows(state: Account) -> list[Row]:
-    return [astuple(state)[1:]]
+    return [tuple(state)[1:]]
 
 
 def _from_rows(account_id: str, rows: list[Row]) -> Account:

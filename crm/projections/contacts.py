@@ -1,15 +1,14 @@
 """projected_contacts: one row per contact, with its last interaction and next-meeting notes."""
 
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
 from crm.projections.markdown import render_markdown
 from crm.store.events import Event
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(NamedTuple):
     contact_id: str
     account_id: str
     name: str
@@ -42,8 +41,7 @@ def edited(state: Contact | None, event: Event) -> Contact | None:
     if state is None:
         return None
     p = event.payload
-    return replace(
-        state,
+    return state._replace(
         name=p["name"],
         description=p["description"],
         contact_method=p["contact_method"],
@@ -60,14 +58,13 @@ def interaction_recorded(state: Contact | None, event: Event) -> Contact | None:
         return None
     day = event.payload["interacted_on"]  # ISO dates order as strings do
     latest = day if state.last_interacted_on is None else max(day, state.last_interacted_on)
-    return replace(state, last_interacted_on=latest, last_updated_at=event.created_at)
+    return state._replace(last_interacted_on=latest, last_updated_at=event.created_at)
 
 
 def notes_written(state: Contact | None, event: Event) -> Contact | None:
     if state is None:
         return None
-    return replace(
-        state,
+    return state._replace(
         next_meeting_on=event.payload["meeting_on"],
         next_meeting_notes=event.payload["notes"],
         last_updated_at=event.created_at,

@@ -1,14 +1,13 @@
 """projected_interactions: a contact's interactions, one row per contact and day."""
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
 from crm.store.events import Event
 
 
-@dataclass(frozen=True, slots=True)
-class Interaction:
+class Interaction(NamedTuple):
     account_id: str
     notes: str
     recorded_at: datetime

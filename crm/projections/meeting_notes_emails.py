@@ -1,15 +1,14 @@
 """projected_meeting_notes_emails: per contact, the next-meeting notes still to be e-mailed."""
 
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
 from crm.projections.markdown import render_markdown
 from crm.store.events import Event
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEmail:
+class PendingEmail(NamedTuple):
     account_id: str
     contact_name: str
     meeting_on: str | None  # None: nothing to send
@@ -25,7 +24,7 @@ def contact_created(state: PendingEmail | None, event: Event) -> PendingEmail:
 def contact_edited(state: PendingEmail | None, event: Event) -> PendingEmail | None:
     if state is None:
         return None
-    return replace(state, contact_name=event.payload["name"], last_updated_at=event.created_at)
+    return state._replace(contact_name=event.payload["name"], last_updated_at=event.created_at)
 
 
 def contact_deleted(state: PendingEmail | None, event: Event) -> None:
@@ -36,8 +35,8 @@ def notes_written(state: PendingEmail | None, event: Event) -> PendingEmail | No
     if state is None:
         return None
     p = event.payload
-    return replace(
-        state, meeting_on=p["meeting_on"], notes=p["notes"], last_updated_at=event.created_at
+    return state._replace(
+        meeting_on=p["meeting_on"], notes=p["notes"], last_updated_at=event.created_at
     )
 
 
@@ -45,7 +44,7 @@ def email_sent(state: PendingEmail | None, event: Event) -> PendingEmail | None:
     # Notes rewritten for another day after this e-mail went out are still pending.
     if state is None or state.meeting_on != event.payload["meeting_on"]:
         return state
-    return replace(state, meeting_on=None, notes=None, last_updated_at=event.created_at)
+    return state._replace(meeting_on=None, notes=None, last_updated_at=event.created_at)
 
 
 def _to_rows(s: PendingEmail) -> list[Row]:

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg import AsyncConnection
@@ -13,8 +13,7 @@ from crm.store.event_types import EventTypes
 from crm.store.validation import validate_payload
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     position: int
     type: str
     version: int
