@@ -55,6 +55,7 @@ async def main(events: int, accounts: int) -> None:
         print(f"replay of all {len(ALL)} projections: {result.events:,} events in "
               f"{result.seconds:.1f}s = {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB "
               "(target >= 50,000/s; fold+COPY baseline ~95-120k/s; per-event SQL ~3-6k/s)")
+        print("  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items()))
         for table, rows in result.rows.items():
             print(f"  {table}: {rows:,} rows")
 

@@ -88,6 +88,22 @@ async def test_replay_during_concurrent_appends_swaps_in_an_identical_table(db_u
     assert tables == (0,)
 
 
+async def index_names(conn: AsyncConnection[Any]) -> list[tuple[str, str]]:
+    cursor = await conn.execute(
+        "SELECT tablename, indexname FROM pg_indexes WHERE tablename LIKE 'projected\\_%'"
+        " ORDER BY 1, 2"
+    )
+    return await cursor.fetchall()
+
+
+async def test_a_rebuilt_table_keeps_its_index_and_constraint_names(db_url, types, conn):
+    before = await index_names(conn)
+    await rebuild(db_url, types, ALL)
+    await rebuild(db_url, types, ALL)
+    assert await index_names(conn) == before
+    assert ("projected_contacts", "projected_contacts_account_id_name_key") in before
+
+
 async def test_a_failed_replay_leaves_the_live_projection_untouched(db_url, types, conn):
     workload = await accounts_and_workload(conn, types, 2)
     await append_workload(conn, types, workload, 300)
