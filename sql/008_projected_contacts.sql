@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS projected_contacts (
 );
 
 CREATE INDEX IF NOT EXISTS projected_contacts_account_lower_name
-    ON projected_contacts (account_id, lower(name) text_pattern_ops);
+    ON projected_contacts (account_id, lower(name));
 CREATE INDEX IF NOT EXISTS projected_contacts_account_last_interacted
     ON projected_contacts (account_id, last_interacted_on);
 CREATE INDEX IF NOT EXISTS projected_contacts_account_next_meeting

@@ -1,17 +1,86 @@
-"""The Starlette application: routes and the lifespan that owns the running services."""
+"""The Starlette application: routes, middleware, error pages and the lifespan."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from crm import ROOT
 from crm.bootstrap import running_services
 from crm.database import open_database
 from crm.projections.projector import ProjectorSettings
 from crm.settings import Settings
+from crm.web import auth, contacts, interactions, meeting_notes
 from crm.web.health import health
+from crm.web.security import CsrfRefused, LoginRequired, secret_key
+from crm.web.stream import stream
+from crm.web.templating import templates
+
+
+def _routes() -> list[Route | Mount]:
+    contact = "/contacts/{contact_id}"
+    return [
+        Route("/", lambda request: RedirectResponse("/contacts", status_code=303)),
+        Route("/health", health),
+        Route("/signup", auth.signup_page, methods=["GET"]),
+        Route("/signup", auth.signup, methods=["POST"]),
+        Route("/login", auth.login_page, methods=["GET"]),
+        Route("/login", auth.login, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/contacts", contacts.index, methods=["GET"]),
+        Route("/contacts", contacts.create, methods=["POST"]),
+        Route("/contacts/new", contacts.new, methods=["GET"]),
+        Route(contact, contacts.show, methods=["GET"]),
+        Route(contact, contacts.update, methods=["POST", "PUT", "PATCH"]),
+        Route(contact, contacts.delete, methods=["DELETE"]),
+        Route(f"{contact}/added", contacts.added, methods=["GET"]),
+        Route(f"{contact}/edit", contacts.edit, methods=["GET"]),
+        Route(f"{contact}/delete", contacts.delete, methods=["POST"]),
+        Route(f"{contact}/interactions", interactions.record, methods=["POST"]),
+        Route(f"{contact}/next_meeting", meeting_notes.write, methods=["POST", "PUT"]),
+        Route("/interactions", interactions.index, methods=["GET"]),
+        Route("/stream", stream),
+        Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
+    ]
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    target = f"/login?next={quote(request.url.path)}"
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _csrf_refused(request: Request, exc: Exception) -> Response:
+    return _error_page(
+        request,
+        403,
+        "This form has expired or did not come from crm. Reload the page and try again.",
+    )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 404, "There is no such page, or it is not yours.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error_page(request, exc.status_code, str(exc.detail))
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
 
 
 def create_app(
@@ -31,5 +100,22 @@ def create_app(
         finally:
             await asyncio.to_thread(database.stop)
 
-    routes = [Route("/health", health)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret_key(settings),
+            session_cookie="crm_session",
+            same_site="lax",
+            https_only=False,
+            max_age=14 * 24 * 3600,
+        )
+    ]
+    handlers = {
+        LoginRequired: _login_required,
+        CsrfRefused: _csrf_refused,
+        contacts.NotFound: _not_found,
+        HTTPException: _http_error,
+    }
+    return Starlette(
+        routes=_routes(), middleware=middleware, exception_handlers=handlers, lifespan=lifespan
+    )

@@ -1,0 +1,114 @@
+"""Sign-up, log-in and log-out."""
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from crm.store import commands
+from crm.store.validation import InvalidPayload
+from crm.web.forms import Form, time_zones
+from crm.web.security import (
+    check_csrf,
+    flash,
+    hash_password,
+    log_in,
+    password_matches,
+)
+from crm.web.templating import templates
+from crm.web.writes import services_of
+
+SIGNUP_FIELDS = ("email", "password", "time_zone")
+LOGIN_FIELDS = ("email", "password")
+# verified against when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
+_NOBODY = hash_password("not the password of anyone")
+
+
+def _page(request: Request, name: str, form: Form, status: int = 200) -> Response:
+    context = {"form": form, "time_zones": time_zones(), "next": _next(request)}
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _next(request: Request) -> str:
+    target = request.query_params.get("next", "/contacts")
+    return target if target.startswith("/") and not target.startswith("//") else "/contacts"
+
+
+async def signup_page(request: Request) -> Response:
+    return _page(request, "signup.html", Form({n: "" for n in SIGNUP_FIELDS}))
+
+
+async def signup(request: Request) -> Response:
+    data = await request.form()
+    check_csrf(request, data)
+    form = Form.read(data, ("email", "time_zone"))
+    password = str(data.get("password") or "")
+    form.values["password"] = ""  # never echoed back
+    form.required("email", "time_zone")
+    form.an_email("email")
+    form.at_most("email", 320)
+    form.a_time_zone("time_zone")
+    if len(password) < 8:
+        form.fail("password", "must be at least 8 characters")
+    if len(password) > 1024:
+        form.fail("password", "must be at most 1,024 characters")
+    if not form.ok:
+        return _page(request, "signup.html", form, 422)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    services = services_of(request)
+    try:
+        async with services.pool.connection() as conn:
+            done = await commands.sign_up(
+                conn, services.types, form["email"], password_hash, form["time_zone"]
+            )
+    except commands.CommandRefused as refused:
+        form.fail(refused.field or "email", str(refused))
+        return _page(request, "signup.html", form, 422)
+    except InvalidPayload as invalid:
+        form.payload_errors(invalid, {})
+        return _page(request, "signup.html", form, 422)
+    log_in(request, done.subject_id, form["email"].lower())
+    flash(request, "Welcome! Your account is ready.")
+    return RedirectResponse("/contacts", status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    return _page(request, "login.html", Form({n: "" for n in LOGIN_FIELDS}))
+
+
+async def _account_by_email(request: Request, email: str) -> tuple[str, str] | None:
+    async with services_of(request).pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT account_id::text, password_hash FROM projected_accounts WHERE email = %s",
+            (email.lower(),),
+        )
+        row = await cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+async def login(request: Request) -> Response:
+    data = await request.form()
+    check_csrf(request, data)
+    form = Form.read(data, ("email",))
+    password = str(data.get("password") or "")
+    form.values["password"] = ""
+    form.required("email")
+    if not password:
+        form.fail("password", "is required")
+    if not form.ok:
+        return _page(request, "login.html", form, 422)
+    account = await _account_by_email(request, form["email"])
+    known_hash = account[1] if account else _NOBODY
+    matches = await asyncio.to_thread(password_matches, known_hash, password)
+    if account is None or not matches:
+        form.fail("password", "does not match this e-mail; check both and try again")
+        return _page(request, "login.html", form, 422)
+    log_in(request, account[0], form["email"].lower())
+    return RedirectResponse(_next(request), status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    check_csrf(request, await request.form())
+    request.session.clear()
+    flash(request, "You are logged out.")
+    return RedirectResponse("/login", status_code=303)

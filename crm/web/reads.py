@@ -1,0 +1,148 @@
+"""Reading the projections for pages: plain SQL, always scoped to the signed-in account."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+PER_PAGE = 50
+CONTACT_SORTS = {
+    "name": "lower(name)",
+    "last_interaction": "last_interacted_on",
+    "next_meeting": "next_meeting_on",
+}
+INTERACTION_SORTS = {"date": "i.interacted_on", "contact": "lower(c.name)"}
+
+
+@dataclass(frozen=True)
+class Listing:
+    sort: str
+    direction: str
+    q: str
+    page: int
+
+    @classmethod
+    def parse(
+        cls, params: Any, sorts: dict[str, str], default_sort: str, default_dir: str
+    ) -> "Listing":
+        sort = params.get("sort", default_sort)
+        direction = params.get("dir", default_dir)
+        page = params.get("page", "1")
+        return cls(
+            sort if sort in sorts else default_sort,
+            direction if direction in ("asc", "desc") else default_dir,
+            params.get("q", "").strip()[:200],
+            int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1,
+        )
+
+    def query(self, **changes: Any) -> str:
+        values = {
+            "sort": self.sort,
+            "dir": self.direction,
+            "q": self.q,
+            "page": self.page,
+            **changes,
+        }
+        return "&".join(f"{k}={_quote(str(v))}" for k, v in values.items() if v not in ("", None))
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def contacts_page(
+    conn: AsyncConnection[Any], account_id: str, listing: Listing
+) -> tuple[list[dict[str, Any]], int]:
+    where = "account_id = %(account)s" + (" AND name ILIKE %(q)s" if listing.q else "")
+    params = {
+        "account": account_id,
+        "q": _like(listing.q),
+        "limit": PER_PAGE,
+        "offset": (listing.page - 1) * PER_PAGE,
+    }
+    order = f"{CONTACT_SORTS[listing.sort]} {listing.direction} NULLS LAST, lower(name), contact_id"
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT contact_id, name, description, contact_method, last_interacted_on,"
+        " next_meeting_on, left(next_meeting_notes, 200) AS notes_start"
+        f" FROM projected_contacts WHERE {where} ORDER BY {order}"
+        " LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    rows = await cursor.fetchall()
+    await cursor.execute(f"SELECT count(*) AS n FROM projected_contacts WHERE {where}", params)
+    total = await cursor.fetchone()
+    return rows, int(total["n"]) if total else 0
+
+
+async def contact(
+    conn: AsyncConnection[Any], account_id: str, contact_id: str
+) -> dict[str, Any] | None:
+    if not is_uuid(contact_id):
+        return None
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT * FROM projected_contacts WHERE contact_id = %s AND account_id = %s",
+        (contact_id, account_id),
+    )
+    return await cursor.fetchone()
+
+
+async def contact_interactions(
+    conn: AsyncConnection[Any], account_id: str, contact_id: str
+) -> list[dict[str, Any]]:
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT interacted_on, notes FROM projected_interactions"
+        " WHERE contact_id = %s AND account_id = %s ORDER BY interacted_on DESC",
+        (contact_id, account_id),
+    )
+    return await cursor.fetchall()
+
+
+async def has_interaction_on(
+    conn: AsyncConnection[Any], account_id: str, contact_id: str, day: str
+) -> bool:
+    cursor = await conn.execute(
+        "SELECT 1 FROM projected_interactions"
+        " WHERE contact_id = %s AND account_id = %s AND interacted_on = %s",
+        (contact_id, account_id, day),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def interactions_page(
+    conn: AsyncConnection[Any], account_id: str, listing: Listing
+) -> tuple[list[dict[str, Any]], int]:
+    order = INTERACTION_SORTS[listing.sort]
+    tie = "lower(c.name), i.contact_id" if listing.sort == "date" else "i.interacted_on DESC"
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT i.contact_id, c.name AS contact_name, i.interacted_on, i.notes"
+        " FROM projected_interactions i JOIN projected_contacts c USING (contact_id)"
+        " WHERE i.account_id = %s"
+        f" ORDER BY {order} {listing.direction}, {tie} LIMIT %s OFFSET %s",
+        (account_id, PER_PAGE, (listing.page - 1) * PER_PAGE),
+    )
+    rows = await cursor.fetchall()
+    await cursor.execute(
+        "SELECT count(*) AS n FROM projected_interactions WHERE account_id = %s", (account_id,)
+    )
+    total = await cursor.fetchone()
+    return rows, int(total["n"]) if total else 0

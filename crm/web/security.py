@@ -1,0 +1,81 @@
+"""Sessions, log-in, CSRF and password hashing."""
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import Request
+
+from crm.settings import Settings
+
+_hasher = PasswordHasher()
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class LoginRequired(Exception):
+    """Raised by pages that need an account; answered with a redirect to /login."""
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without the session's CSRF token; answered with 403."""
+
+
+def secret_key(settings: Settings) -> str:
+    """CRM_SECRET_KEY, or a key generated once and kept in the data directory."""
+    if settings.secret_key:
+        return settings.secret_key
+    path: Path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if token is None:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+def check_csrf(request: Request, form: Any) -> None:
+    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    expected = request.session.get("csrf")
+    if not expected or not secrets.compare_digest(str(sent), str(expected)):
+        raise CsrfRefused()
+
+
+def current_account(request: Request) -> str:
+    account_id = request.session.get("account_id")
+    if not account_id:
+        raise LoginRequired()
+    return str(account_id)
+
+
+def log_in(request: Request, account_id: str, email: str) -> None:
+    request.session.clear()  # a fresh session (and CSRF token) at every log-in
+    request.session.update({"account_id": account_id, "email": email})
+    csrf_token(request)
+
+
+def flash(request: Request, message: str) -> None:
+    request.session.setdefault("flash", []).append(message)
+
+
+def take_flashes(request: Request) -> list[str]:
+    return list(request.session.pop("flash", []))

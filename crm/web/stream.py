@@ -1,0 +1,48 @@
+"""GET /stream: server-sent events telling a page which projections moved for its account.
+
+One connection per page. Each message is named after a projection; its data and id are the
+projection's new position. Only news that concerns the signed-in account is sent (news that
+names no accounts, such as a rebuild, may concern anyone and is sent to all). A reconnecting
+browser sends Last-Event-ID; anything that moved past it is announced at once.
+"""
+
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crm.web.security import LoginRequired, current_account
+from crm.web.writes import services_of
+
+# The projections pages show; the accounts projection is read only at log-in.
+LIVE = ("contacts", "interactions", "meeting_notes_emails")
+
+
+def _last_seen(request: Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.query_params.get("since") or ""
+    return int(raw) if raw.isdigit() else None
+
+
+async def stream(request: Request) -> Response:
+    try:
+        account = current_account(request)
+    except LoginRequired:
+        return Response("log in first", status_code=401)
+    broadcaster = services_of(request).broadcaster
+    since = _last_seen(request)
+
+    async def messages() -> AsyncIterator[ServerSentEvent]:
+        async with broadcaster.subscribe() as news:
+            if since is not None:
+                for name in LIVE:
+                    position = broadcaster.positions.get(name, 0)
+                    if position > since:
+                        yield ServerSentEvent(str(position), event=name, id=str(position))
+            while True:
+                advanced = await news.get()
+                if advanced.projection in LIVE and advanced.concerns(account):
+                    position = str(advanced.position)
+                    yield ServerSentEvent(position, event=advanced.projection, id=position)
+
+    return EventSourceResponse(messages(), ping=15, headers={"X-Accel-Buffering": "no"})

@@ -1,0 +1,71 @@
+"""After a write: answer at once, and show the user their change once it is projected.
+
+htmx requests get a fragment that shows the change as pending; it swaps in the projected
+fragment when an SSE message says the projection moved (or at once, if it already has). Plain
+form posts get a 303 after a bounded wait for the projection, so the next page shows the change.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from crm.bootstrap import Services
+from crm.web.security import flash
+
+WAIT_SECONDS = 2.0
+BEHIND = "Saved. The page will show it when processing resumes."
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+async def projections_reached(services: Services, names: Sequence[str], position: int) -> bool:
+    async with services.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM projections WHERE name = ANY(%s) AND position >= %s",
+            (list(names), position),
+        )
+        row = await cursor.fetchone()
+    return row is not None and row[0] == len(names)
+
+
+async def wait_for_projections(
+    services: Services, names: Sequence[str], position: int, timeout: float = WAIT_SECONDS
+) -> bool:
+    waits = (services.broadcaster.wait_for(name, position, timeout) for name in names)
+    return all(await asyncio.gather(*waits))
+
+
+async def redirect_after_write(
+    request: Request, names: Sequence[str], position: int, location: str, message: str
+) -> Response:
+    """The no-JavaScript answer: wait (bounded) until the change is visible, then 303."""
+    reached = await wait_for_projections(services_of(request), names, position)
+    flash(request, message if reached else f"{message} {BEHIND}")
+    return RedirectResponse(location, status_code=303)
+
+
+async def not_yet(request: Request, names: Sequence[str]) -> bool:
+    """For a fragment asked for with ?after=P: True while the projections are behind P."""
+    after = request.query_params.get("after", "")
+    if not after.isdigit():
+        return False
+    return not await projections_reached(services_of(request), names, int(after))
+
+
+def still_pending() -> Response:
+    """htmx swaps nothing on 204: the pending fragment stays until the next SSE message."""
+    return Response(status_code=204)
+
+
+def location_for_htmx(location: str, **extra: Any) -> Response:
+    return Response(status_code=204, headers={"HX-Location": location, **extra})
