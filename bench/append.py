@@ -47,8 +47,10 @@ async def main(events: int) -> None:
         types = await prepare_database(url)
         for writers in (1, 8):
             rate = await _measure(url, types, writers, events)
-            print(f"append, {writers} writer(s), {events:,} events, one per transaction: "
-                  f"{rate:,.0f} events/s  (baseline: bare INSERT + NOTIFY ~2,800 tx/s)")
+            print(
+                f"append, {writers} writer(s), {events:,} events, one per transaction: "
+                f"{rate:,.0f} events/s  (baseline: bare INSERT + NOTIFY ~2,800 tx/s)"
+            )
 
 
 if __name__ == "__main__":

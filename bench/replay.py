@@ -35,12 +35,15 @@ async def _generate(url: str, types: EventTypes, events: int, accounts: int) -> 
             ids.append(done.subject_id)
         workload = Workload(ids, seed=1)
         type_ids = {name: types.id_of(types.get(name)) for name, _ in types.by_key}
-        async with conn.cursor() as cursor, cursor.copy(
-            "COPY events (event_type_id, entity_id, payload) FROM STDIN"
-        ) as copy:
+        async with (
+            conn.cursor() as cursor,
+            cursor.copy("COPY events (event_type_id, entity_id, payload) FROM STDIN") as copy,
+        ):
             for _ in range(events - accounts):
                 event_type, account, payload = workload.next()
-                await copy.write_row((type_ids[event_type], account, orjson.dumps(payload).decode()))
+                await copy.write_row(
+                    (type_ids[event_type], account, orjson.dumps(payload).decode())
+                )
 
 
 async def main(events: int, accounts: int) -> None:
@@ -52,9 +55,11 @@ async def main(events: int, accounts: int) -> None:
         result = await rebuild(url, types, ALL)
         rate = result.events / result.seconds
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"replay of all {len(ALL)} projections: {result.events:,} events in "
-              f"{result.seconds:.1f}s = {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB "
-              "(target >= 50,000/s; fold+COPY baseline ~95-120k/s; per-event SQL ~3-6k/s)")
+        print(
+            f"replay of all {len(ALL)} projections: {result.events:,} events in "
+            f"{result.seconds:.1f}s = {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB "
+            "(target >= 50,000/s; fold+COPY baseline ~95-120k/s; per-event SQL ~3-6k/s)"
+        )
         print("  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items()))
         for table, rows in result.rows.items():
             print(f"  {table}: {rows:,} rows")

@@ -59,11 +59,11 @@ class Broadcaster:
         def reached() -> bool:
             return self.positions.get(projection, -1) >= position
 
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(reached), timeout)
-            except TimeoutError:
-                return reached()
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(reached)
+        except TimeoutError:
+            return reached()
         return True
 
     @asynccontextmanager

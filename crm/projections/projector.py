@@ -171,7 +171,10 @@ class Projector:
             while await self.apply_next_batch(conn, projection):
                 pass
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(doorbell.wait(), self.settings.poll_interval)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that coincides with the timeout, and shutdown then hangs
+                async with asyncio.timeout(self.settings.poll_interval):
+                    await doorbell.wait()
 
     async def apply_next_batch(
         self, conn: AsyncConnection[Any], projection: Projection[Any]
