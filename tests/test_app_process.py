@@ -1,76 +1,18 @@
 """`python -m crm` as a user runs it: embedded PostgreSQL, kill -9, restarts, real sockets."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
 from crm.projections.registry import ALL
+from tests.processes import App, free_port
 from tests.support import accounts_and_workload, append_workload, differences, wait_until_caught_up
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class App:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port)}
-        if "DATABASE_URL" not in env:
-            self.env.pop("DATABASE_URL", None)
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> "App":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "crm"],
-            env=self.env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def health(self, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None and self.process.poll() is None, self.output()
-            try:
-                response = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2)
-                if response.status_code == 200:
-                    return response.json()
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the app did not become healthy"
-            time.sleep(0.1)
-
-    def kill_9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.communicate(timeout=10)
-
-    def stop(self) -> str:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=30)
-        return out
-
-    def output(self) -> str:
-        assert self.process is not None
-        if self.process.poll() is None:
-            return ""
-        return self.process.communicate()[0]
 
 
 def postgres_running_in(pgdata: Path) -> list[int]:

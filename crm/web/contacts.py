@@ -165,8 +165,10 @@ async def show(request: Request) -> Response:
             return still_pending()
         try:
             context = await contact_context(request, account, contact_id)
-        except NotFound:
-            return templates.TemplateResponse(request, "contacts/_gone.html", {})
+        except NotFound:  # deleted meanwhile: the details say so, the other sections go quiet
+            return templates.TemplateResponse(
+                request, "contacts/_gone.html", {"announce": section == "details"}
+            )
         context.update(blank_forms(context["contact"]))
         return templates.TemplateResponse(request, template, context)
     context = await contact_context(request, account, contact_id)
