@@ -383,3 +383,32 @@ def test_a_fragment_asked_for_past_a_position_not_yet_reached_answers_204(two_ac
     assert response.status_code == 204
     ready = alice.get(f"/contacts/{contact}?section=details&after=1")
     assert ready.status_code == 200 and 'id="details"' in ready.text
+
+
+def test_a_stalled_projector_is_reported_plainly_not_waited_for_forever(
+    two_accounts, db_url: str
+) -> None:
+    import time
+
+    import psycopg
+
+    alice, _ = two_accounts
+    token = csrf_of(alice, "/contacts")
+    with psycopg.connect(db_url) as blocker:
+        # hold the contacts projection's position lock: its projector cannot apply anything
+        blocker.execute("SELECT position FROM projections WHERE name = 'contacts' FOR UPDATE")
+        started = time.monotonic()
+        response = alice.post(
+            "/contacts",
+            data={"name": "Ada", "description": "", "contact_method": "", "csrf_token": token},
+        )
+        waited = time.monotonic() - started
+        assert response.status_code == 303
+        assert response.headers["location"] == "/contacts"  # the contact's page cannot show it
+        listing = alice.get("/contacts")
+        assert "Added Ada. Saved. The page will show it when processing resumes." in listing.text
+        assert "No contacts yet" in listing.text
+        assert 1.5 < waited < 5
+        blocker.rollback()
+    add_contact(alice, "Brian")
+    assert "Ada" in alice.get("/contacts").text

@@ -107,6 +107,7 @@ async def create(request: Request) -> Response:
         position,
         f"/contacts/{done.subject_id}",
         f"Added {form['name']}.",
+        location_if_behind="/contacts",
     )
 
 

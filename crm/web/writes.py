@@ -46,11 +46,23 @@ async def wait_for_projections(
 
 
 async def redirect_after_write(
-    request: Request, names: Sequence[str], position: int, location: str, message: str
+    request: Request,
+    names: Sequence[str],
+    position: int,
+    location: str,
+    message: str,
+    location_if_behind: str | None = None,
 ) -> Response:
-    """The no-JavaScript answer: wait (bounded) until the change is visible, then 303."""
+    """The no-JavaScript answer: wait (bounded) until the change is visible, then 303.
+
+    If the projections are still behind, say so; a page that cannot show the change yet (a
+    contact not projected yet) names a page that can (`location_if_behind`).
+    """
     reached = await wait_for_projections(services_of(request), names, position)
-    flash(request, message if reached else f"{message} {BEHIND}")
+    if not reached:
+        flash(request, f"{message} {BEHIND}")
+        return RedirectResponse(location_if_behind or location, status_code=303)
+    flash(request, message)
     return RedirectResponse(location, status_code=303)
 
 
