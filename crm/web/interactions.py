@@ -83,6 +83,7 @@ async def record(request: Request) -> Response:
                 **context,
                 "pending": pending,
                 "after": position,
+                "reset_form": blank_forms(context["contact"])["interaction_form"],
             },
         )
     return await redirect_after_write(

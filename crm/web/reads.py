@@ -80,7 +80,7 @@ async def contacts_page(
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT contact_id, name, description, contact_method, last_interacted_on,"
-        " next_meeting_on, left(next_meeting_notes, 200) AS notes_start"
+        " next_meeting_on, next_meeting_notes_html"
         f" FROM projected_contacts WHERE {where} ORDER BY {order}"
         " LIMIT %(limit)s OFFSET %(offset)s",
         params,

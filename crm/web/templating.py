@@ -1,7 +1,9 @@
 """The Jinja environment: templates/ with autoescaping, and the helpers every page uses."""
 
+import html as html_lib
 from typing import Any
 
+import nh3
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -20,7 +22,14 @@ def _page_context(request: Request) -> dict[str, Any]:
     }
 
 
+def plain_text(html: str, length: int = 90) -> str:
+    """A one-line snippet of rendered notes: tags dropped, white space folded."""
+    text = " ".join(nh3.clean(html, tags=set()).split())
+    return html_lib.unescape(text if len(text) <= length else text[: length - 1] + "…")
+
+
 templates = Jinja2Templates(directory=ROOT / "templates", context_processors=[_page_context])
+templates.env.filters["plain_text"] = plain_text
 
 
 def form_error(
