@@ -12,14 +12,19 @@ from psycopg_pool import AsyncConnectionPool
 
 from crm.broadcaster import Broadcaster
 from crm.database import migrate
+from crm.jobs.mail import transport_for
+from crm.jobs.morning_email import MorningEmail
+from crm.jobs.scheduler import start_scheduler
 from crm.projections import positions
 from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.registry import ALL
 from crm.settings import Settings
 from crm.store.event_types import EventTypes, load_event_types, sync_event_types
+from crm.store.events import head_position
 
 log = logging.getLogger(__name__)
+JOB_WAITS_FOR_PROJECTIONS = 30.0  # seconds
 
 
 async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
@@ -41,6 +46,34 @@ class Services:
     pool: AsyncConnectionPool[AsyncConnection[Any]]
     broadcaster: Broadcaster
     projector: Projector
+    morning_email: MorningEmail
+
+
+def morning_email_job(
+    settings: Settings,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    types: EventTypes,
+    broadcaster: Broadcaster | None = None,
+) -> MorningEmail:
+    transport = transport_for(settings.smtp_url, settings.data_dir)
+
+    async def projections_current() -> None:
+        assert broadcaster is not None
+        async with pool.connection() as conn:
+            head = await head_position(conn)
+        names = ("accounts", "meeting_notes_emails")
+        waits = [broadcaster.wait_for(name, head, JOB_WAITS_FOR_PROJECTIONS) for name in names]
+        if not all(await asyncio.gather(*waits)):
+            log.warning("the morning e-mail job runs on projections behind position %s", head)
+
+    return MorningEmail(
+        pool,
+        types,
+        transport,
+        settings.mail_from,
+        settings.email_hour,
+        before_run=projections_current if broadcaster is not None else None,
+    )
 
 
 @asynccontextmanager
@@ -49,6 +82,7 @@ async def running_services(
     settings: Settings,
     projections: Sequence[Projection[Any]] = ALL,
     projector_settings: ProjectorSettings | None = None,
+    run_jobs: bool = True,
 ) -> AsyncIterator[Services]:
     types = await prepare_database(url, projections)
     broadcaster = Broadcaster()
@@ -58,9 +92,13 @@ async def running_services(
     )
     await pool.open(wait=True)
     projector_task = asyncio.create_task(projector.run(), name="projector")
+    morning_email = morning_email_job(settings, pool, types, broadcaster)
+    scheduler = start_scheduler(morning_email) if run_jobs else None
     try:
-        yield Services(url, settings, types, pool, broadcaster, projector)
+        yield Services(url, settings, types, pool, broadcaster, projector, morning_email)
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         projector_task.cancel()
         await asyncio.gather(projector_task, return_exceptions=True)
         await pool.close()

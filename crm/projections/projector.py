@@ -89,7 +89,7 @@ class Projector:
         for doorbell in self._doorbells.values():
             doorbell.set()
 
-    async def _connect(self) -> AsyncConnection[Any]:
+    async def connect(self) -> AsyncConnection[Any]:
         conn = await AsyncConnection.connect(
             self.url, autocommit=True, application_name=APPLICATION_NAME
         )
@@ -100,7 +100,7 @@ class Projector:
         backoff = Backoff()
         while True:
             try:
-                async with await self._connect() as conn:
+                async with await self.connect() as conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {positions.CHANNEL}")
                     # anything announced while we were not listening is read from the tables
@@ -131,7 +131,7 @@ class Projector:
         backoff = Backoff()
         while True:
             try:
-                async with await self._connect() as conn:
+                async with await self.connect() as conn:
                     await self._lead(conn, projection)
                     backoff.reset()
                     await self._follow_the_stream(conn, projection)
@@ -188,3 +188,15 @@ class Projector:
             accounts = await apply_events(conn, projection, events)
             await positions.record_position(conn, projection.name, events[-1].position, accounts)
         return True
+
+
+async def catch_up(url: str, types: EventTypes, projections: Sequence[Projection[Any]]) -> None:
+    """Bring projections up to date once, from a command-line tool.
+
+    Safe beside a running app: every batch holds the projection's position lock.
+    """
+    projector = Projector(url, types, projections, Broadcaster())
+    async with await projector.connect() as conn:
+        for projection in projections:
+            while await projector.apply_next_batch(conn, projection):
+                pass

@@ -1,0 +1,1 @@
+"""Background jobs: the morning meeting-notes e-mail."""
