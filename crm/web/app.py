@@ -24,6 +24,7 @@ from crm.web.health import health
 from crm.web.security import CsrfRefused, LoginRequired, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
+from crm.web.writes import NotFound
 
 
 def _routes() -> list[Route | Mount]:
@@ -113,7 +114,7 @@ def create_app(
     handlers = {
         LoginRequired: _login_required,
         CsrfRefused: _csrf_refused,
-        contacts.NotFound: _not_found,
+        NotFound: _not_found,
         HTTPException: _http_error,
     }
     return Starlette(

@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from crm.store import commands
-from crm.store.validation import InvalidPayload
 from crm.web.forms import Form, time_zones
 from crm.web.security import (
     check_csrf,
@@ -16,7 +15,7 @@ from crm.web.security import (
     password_matches,
 )
 from crm.web.templating import templates
-from crm.web.writes import services_of
+from crm.web.writes import attempt, services_of
 
 SIGNUP_FIELDS = ("email", "password", "time_zone")
 LOGIN_FIELDS = ("email", "password")
@@ -55,17 +54,14 @@ async def signup(request: Request) -> Response:
     if not form.ok:
         return _page(request, "signup.html", form, 422)
     password_hash = await asyncio.to_thread(hash_password, password)
-    services = services_of(request)
-    try:
-        async with services.pool.connection() as conn:
-            done = await commands.sign_up(
-                conn, services.types, form["email"], password_hash, form["time_zone"]
-            )
-    except commands.CommandRefused as refused:
-        form.fail(refused.field or "email", str(refused))
-        return _page(request, "signup.html", form, 422)
-    except InvalidPayload as invalid:
-        form.payload_errors(invalid, {})
+    done = await attempt(
+        request,
+        form,
+        lambda conn, types: commands.sign_up(
+            conn, types, form["email"], password_hash, form["time_zone"]
+        ),
+    )
+    if done is None:
         return _page(request, "signup.html", form, 422)
     log_in(request, done.subject_id, form["email"].lower())
     flash(request, "Welcome! Your account is ready.")

@@ -19,6 +19,10 @@ from crm.web.writes import services_of
 LIVE = ("contacts", "interactions", "meeting_notes_emails")
 
 
+def _message(projection: str, position: int) -> ServerSentEvent:
+    return ServerSentEvent(str(position), event=projection, id=str(position))
+
+
 def _last_seen(request: Request) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.query_params.get("since") or ""
     return int(raw) if raw.isdigit() else None
@@ -36,13 +40,11 @@ async def stream(request: Request) -> Response:
         async with broadcaster.subscribe() as news:
             if since is not None:
                 for name in LIVE:
-                    position = broadcaster.positions.get(name, 0)
-                    if position > since:
-                        yield ServerSentEvent(str(position), event=name, id=str(position))
+                    if broadcaster.positions.get(name, 0) > since:
+                        yield _message(name, broadcaster.positions[name])
             while True:
                 advanced = await news.get()
                 if advanced.projection in LIVE and advanced.concerns(account):
-                    position = str(advanced.position)
-                    yield ServerSentEvent(position, event=advanced.projection, id=position)
+                    yield _message(advanced.projection, advanced.position)
 
     return EventSourceResponse(messages(), ping=15, headers={"X-Accel-Buffering": "no"})

@@ -6,17 +6,51 @@ form posts get a 303 after a bounded wait for the projection, so the next page s
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from crm.bootstrap import Services
+from crm.store import commands
+from crm.store.event_types import EventTypes
+from crm.store.validation import InvalidPayload
+from crm.web.forms import Form
 from crm.web.security import flash
 
 WAIT_SECONDS = 2.0
 BEHIND = "Saved. The page will show it when processing resumes."
+
+
+class NotFound(Exception):
+    """Something that does not exist, or is another account's: both answer 404."""
+
+
+async def attempt(
+    request: Request,
+    form: Form,
+    command: Callable[[AsyncConnection[Any], EventTypes], Awaitable[commands.Done]],
+    payload_fields: dict[str, str] | None = None,
+) -> commands.Done | None:
+    """Run a command if the form is valid; a refusal becomes an error on its form field.
+
+    payload_fields maps event payload fields to form fields, for what only the schema checks.
+    """
+    if not form.ok:
+        return None
+    services = services_of(request)
+    try:
+        async with services.pool.connection() as conn:
+            return await command(conn, services.types)
+    except commands.ContactNotFound:
+        raise NotFound() from None
+    except commands.CommandRefused as refused:
+        form.fail(refused.field or "name", str(refused))
+    except InvalidPayload as invalid:
+        form.payload_errors(invalid, payload_fields or {})
+    return None
 
 
 def services_of(request: Request) -> Services:
