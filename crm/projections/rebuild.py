@@ -7,6 +7,7 @@ new positions. Readers see the old table until that commit and the new one after
 anywhere before the commit leaves the live tables untouched.
 """
 
+import asyncio
 import gc
 import re
 import time
@@ -187,6 +188,13 @@ async def _catch_up_and_swap(
     return position
 
 
+async def _write_shadow(url: str, projection: Projection[Any], states: dict[str, Any]) -> int:
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        return await write_table(
+            conn, projection, projection.table, shadow_name(projection.table), states
+        )
+
+
 async def rebuild(
     url: str,
     types: EventTypes,
@@ -206,16 +214,16 @@ async def rebuild(
         clock = time.perf_counter()
         states, count = await fold_stream(conn, types, projections, upto, progress)
         phases = {"fold": time.perf_counter() - clock}
-        rows: dict[str, int] = {}
         try:
-            for projection in projections:
-                rows[projection.table] = await write_table(
-                    conn,
-                    projection,
-                    projection.table,
-                    shadow_name(projection.table),
-                    states.pop(projection.name),
+            # one connection per table: while Python streams one table's rows, the server
+            # copies and indexes the others on the other core
+            counts = await asyncio.gather(
+                *(
+                    _write_shadow(url, projection, states.pop(projection.name))
+                    for projection in projections
                 )
+            )
+            rows = {p.table: count for p, count in zip(projections, counts, strict=True)}
             phases["write"] = time.perf_counter() - clock - phases["fold"]
             position = await _catch_up_and_swap(conn, types, projections, upto)
             phases["swap"] = time.perf_counter() - clock - phases["fold"] - phases["write"]
