@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, BaseConnection
 from psycopg.types.string import TextLoader
 
 from crm import ROOT
@@ -94,7 +94,7 @@ def open_database(database_url: str | None, data_dir: Path) -> Database:
     return start_embedded(data_dir)
 
 
-def use_text_for_ids_and_dates(conn: AsyncConnection[Any]) -> None:
+def use_text_for_ids_and_dates(conn: BaseConnection[Any]) -> None:
     """Projections keep ids and dates as the strings events carry; load them that way."""
     for type_name in ("uuid", "date"):
         conn.adapters.register_loader(type_name, TextLoader)

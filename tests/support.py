@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, conninfo, sql
 
 from crm.projections.base import Projection
 from crm.projections.rebuild import build_table
@@ -50,7 +50,8 @@ async def differences(
     row = await cursor.fetchone()
     assert row is not None
     expected = f"{projection.table}__expected"
-    await build_table(conn, types, projection, expected, int(row[0]))
+    url = conninfo.make_conninfo(conn.info.dsn, password=conn.info.password or "")
+    await build_table(url, types, projection, expected, int(row[0]))
     query = sql.SQL(
         "SELECT count(*) FROM ((TABLE {a} EXCEPT ALL TABLE {b}) UNION ALL"
         " (TABLE {b} EXCEPT ALL TABLE {a})) AS d"
