@@ -57,6 +57,36 @@ def _name_taken() -> CommandRefused:
     return CommandRefused("you already have a contact with this name", "name")
 
 
+def _check_contact_id(contact_id: str) -> None:
+    try:
+        uuid.UUID(contact_id)
+    except ValueError:
+        raise ContactNotFound() from None
+
+
+async def _save_contact(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    event_type: str,
+    key_sql: str,
+    account_id: str,
+    contact_id: str,
+    details: dict[str, str],
+) -> Done:
+    """Write the contact's natural key (key_sql) and its event together, or neither."""
+    _check_contact_id(contact_id)
+    payload = {"contact_id": contact_id, "account_id": account_id, **details}
+    try:
+        async with conn.transaction():
+            cursor = await conn.execute(key_sql, (details["name"], contact_id, account_id))
+            if cursor.rowcount == 0:  # no such contact in this account
+                raise ContactNotFound()
+            appended = await append(conn, types, event_type, payload, account_id)
+    except errors.UniqueViolation:
+        raise _name_taken() from None
+    return Done(appended, contact_id)
+
+
 async def add_contact(
     conn: AsyncConnection[Any],
     types: EventTypes,
@@ -65,38 +95,15 @@ async def add_contact(
     description: str,
     contact_method: str,
 ) -> Done:
-    contact_id = str(uuid.uuid4())
-    payload = {
-        "contact_id": contact_id,
-        "account_id": account_id,
-        "name": name,
-        "description": description,
-        "contact_method": contact_method,
-    }
-    try:
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO contact_keys (contact_id, account_id, name) VALUES (%s, %s, %s)",
-                (contact_id, account_id, name),
-            )
-            appended = await append(conn, types, "contact-created", payload, account_id)
-    except errors.UniqueViolation:
-        raise _name_taken() from None
-    return Done(appended, contact_id)
-
-
-async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> None:
-    """Refuse a contact that does not exist or is another account's (both look the same)."""
-    try:
-        uuid.UUID(contact_id)
-    except ValueError:
-        raise ContactNotFound() from None
-    cursor = await conn.execute(
-        "SELECT 1 FROM contact_keys WHERE contact_id = %s AND account_id = %s FOR UPDATE",
-        (contact_id, account_id),
+    return await _save_contact(
+        conn,
+        types,
+        "contact-created",
+        "INSERT INTO contact_keys (name, contact_id, account_id) VALUES (%s, %s, %s)",
+        account_id,
+        str(uuid.uuid4()),
+        {"name": name, "description": description, "contact_method": contact_method},
     )
-    if await cursor.fetchone() is None:
-        raise ContactNotFound()
 
 
 async def edit_contact(
@@ -108,23 +115,26 @@ async def edit_contact(
     description: str,
     contact_method: str,
 ) -> Done:
-    payload = {
-        "contact_id": contact_id,
-        "account_id": account_id,
-        "name": name,
-        "description": description,
-        "contact_method": contact_method,
-    }
-    try:
-        async with conn.transaction():
-            await _lock_own_contact(conn, account_id, contact_id)
-            await conn.execute(
-                "UPDATE contact_keys SET name = %s WHERE contact_id = %s", (name, contact_id)
-            )
-            appended = await append(conn, types, "contact-edited", payload, account_id)
-    except errors.UniqueViolation:
-        raise _name_taken() from None
-    return Done(appended, contact_id)
+    return await _save_contact(
+        conn,
+        types,
+        "contact-edited",
+        "UPDATE contact_keys SET name = %s WHERE contact_id = %s AND account_id = %s",
+        account_id,
+        contact_id,
+        {"name": name, "description": description, "contact_method": contact_method},
+    )
+
+
+async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> None:
+    """Refuse a contact that does not exist or is another account's (both look the same)."""
+    _check_contact_id(contact_id)
+    cursor = await conn.execute(
+        "SELECT 1 FROM contact_keys WHERE contact_id = %s AND account_id = %s FOR UPDATE",
+        (contact_id, account_id),
+    )
+    if await cursor.fetchone() is None:
+        raise ContactNotFound()
 
 
 async def delete_contact(
