@@ -40,8 +40,6 @@ async def prepare_database(url: str, projections: Sequence[Projection[Any]] = AL
 
 @dataclass
 class Services:
-    url: str
-    settings: Settings
     types: EventTypes
     pool: AsyncConnectionPool[AsyncConnection[Any]]
     broadcaster: Broadcaster
@@ -95,7 +93,7 @@ async def running_services(
     morning_email = morning_email_job(settings, pool, types, broadcaster)
     scheduler = start_scheduler(morning_email) if run_jobs else None
     try:
-        yield Services(url, settings, types, pool, broadcaster, projector, morning_email)
+        yield Services(types, pool, broadcaster, projector, morning_email)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

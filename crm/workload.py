@@ -27,14 +27,12 @@ class Workload:
     rng: random.Random = field(init=False)
     contacts: dict[str, list[str]] = field(init=False)  # account -> live contact ids
     pending: dict[str, str] = field(init=False)  # contact -> meeting day with notes unsent
-    owner: dict[str, str] = field(init=False)
     serial: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.contacts = {account: [] for account in self.account_ids}
         self.pending = {}
-        self.owner = {}
 
     def _name(self) -> str:
         self.serial += 1
@@ -91,7 +89,6 @@ class Workload:
     def _created(self, account: str) -> tuple[str, str, dict[str, Any]]:
         contact = str(uuid.uuid4())
         self.contacts[account].append(contact)
-        self.owner[contact] = account
         return (
             "contact-created",
             account,

@@ -317,6 +317,10 @@ def test_the_app_runs_the_job_at_start_up(db_url, types, smtp, tmp_path: Path, v
         while not (smtp.inbox.messages or (outbox.exists() and any(outbox.iterdir()))):
             assert time.monotonic() < deadline, "no e-mail was sent"
             time.sleep(0.1)
+        while (job := app.health()["morning_email"]) is None or not job["sent"]:
+            assert time.monotonic() < deadline, f"/health does not report the run: {job}"
+            time.sleep(0.1)
+        assert job["failed"] == 0
     finally:
         log = app.stop()
     if via == "smtp":

@@ -163,7 +163,7 @@ async def record_sent(
         await append(conn, types, "meeting-notes-email-sent", payload, process)
 
 
-@dataclass(frozen=True)
+@dataclass
 class MorningEmail:
     """The job, with what it needs; run() is what the scheduler and the CLI call."""
 
@@ -175,6 +175,7 @@ class MorningEmail:
     # awaited before each run: in the app, until the projections it reads have caught up, so
     # that notes edited a moment before the hour are the ones sent
     before_run: Callable[[], Awaitable[None]] | None = None
+    last_run: tuple[datetime, RunReport] | None = None  # for /health
 
     async def due(self, now: datetime) -> list[DueEmail]:
         async with self.pool.connection() as conn:
@@ -188,6 +189,7 @@ class MorningEmail:
         report = RunReport(due, [], [], [])
         for email in due:
             await self._send_one(email, now, report)
+        self.last_run = (now, report)
         return report
 
     async def _send_one(self, email: DueEmail, now: datetime, report: RunReport) -> None:

@@ -43,5 +43,18 @@ async def health(request: Request) -> JSONResponse:
             "database": "ok",
             "head_position": head,
             "projector": {"listener": projector.listener_state, "projections": projections},
+            "morning_email": _last_run(services),
         }
     )
+
+
+def _last_run(services: Services) -> dict[str, Any] | None:
+    if services.morning_email.last_run is None:
+        return None
+    at, report = services.morning_email.last_run
+    return {
+        "last_run_at": at.isoformat(),
+        "due": len(report.due),
+        "sent": len(report.sent),
+        "failed": len(report.failed),
+    }

@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -45,13 +46,7 @@ class Listing:
             "page": self.page,
             **changes,
         }
-        return "&".join(f"{k}={_quote(str(v))}" for k, v in values.items() if v not in ("", None))
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
 def is_uuid(value: str) -> bool:

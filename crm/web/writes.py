@@ -113,5 +113,6 @@ def still_pending() -> Response:
     return Response(status_code=204)
 
 
-def location_for_htmx(location: str, **extra: Any) -> Response:
-    return Response(status_code=204, headers={"HX-Location": location, **extra})
+def location_for_htmx(location: str) -> Response:
+    """htmx follows this to a page of its own, like a redirect, keeping the SSE setup."""
+    return Response(status_code=204, headers={"HX-Location": location})
