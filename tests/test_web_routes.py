@@ -221,6 +221,12 @@ def test_a_name_clash_is_an_error_on_the_name_field(two_accounts, db_url: str) -
             "meeting_on",
             "Meeting date must be a date written YYYY-MM-DD.",
         ),
+        (
+            "/contacts/{id}/next_meeting",
+            {"meeting_on": "2026-02-03", "meeting_notes": "a\x00b"},
+            "meeting_notes",
+            "Notes must not contain NUL characters.",
+        ),
     ],
 )
 def test_invalid_input_is_a_422_naming_the_field(

@@ -18,10 +18,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -63,19 +64,24 @@ class RunReport:
 
 
 async def due_emails(conn: AsyncConnection[Any], now: datetime, hour: int) -> list[DueEmail]:
+    # Every time zone's date is within a day of UTC's: read those meetings, then decide in
+    # Python, with the same zoneinfo data that checked the time zone at sign-up.
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        "SELECT e.contact_id::text, e.account_id::text, a.email AS to, e.contact_name,"
-        " e.meeting_on::text, e.notes, e.notes_html"
+        "SELECT e.contact_id::text, e.account_id::text, a.email AS to, a.time_zone,"
+        " e.contact_name, e.meeting_on, e.notes, e.notes_html"
         " FROM projected_meeting_notes_emails e"
         " JOIN projected_accounts a USING (account_id)"
-        " WHERE e.meeting_on IS NOT NULL"
-        " AND (%(now)s AT TIME ZONE a.time_zone)::date = e.meeting_on"
-        " AND extract(hour FROM %(now)s AT TIME ZONE a.time_zone) >= %(hour)s"
+        " WHERE e.meeting_on BETWEEN %(day)s::date - 1 AND %(day)s::date + 1"
         " ORDER BY e.meeting_on, e.contact_id",
-        {"now": now, "hour": hour},
+        {"day": now.astimezone(UTC).date()},
     )
-    return [DueEmail(**row) for row in await cursor.fetchall()]
+    due = []
+    for row in await cursor.fetchall():
+        local = now.astimezone(ZoneInfo(row.pop("time_zone")))
+        if local.date() == row["meeting_on"] and local.hour >= hour:
+            due.append(DueEmail(**{**row, "meeting_on": row["meeting_on"].isoformat()}))
+    return due
 
 
 def compose(email: DueEmail, sender: str) -> EmailMessage:

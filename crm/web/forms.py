@@ -26,7 +26,12 @@ class Form:
 
     @classmethod
     def read(cls, form: FormData, names: tuple[str, ...]) -> "Form":
-        return cls({name: str(form.get(name) or "").strip() for name in names})
+        read = cls({name: str(form.get(name) or "").strip() for name in names})
+        for name, value in read.values.items():
+            if "\x00" in value:  # PostgreSQL text cannot hold it: refuse it here, not with a 500
+                read.values[name] = value.replace("\x00", "")
+                read.fail(name, "must not contain NUL characters")
+        return read
 
     def __getitem__(self, name: str) -> str:
         return self.values[name]
