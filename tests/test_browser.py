@@ -282,3 +282,11 @@ def test_the_contact_list_sorts_and_searches_in_the_browser(alice: Page) -> None
     started = time.monotonic()
     alice.goto("/contacts?sort=next_meeting&dir=asc")
     assert time.monotonic() - started < 10
+
+
+def test_an_expired_form_says_so_instead_of_doing_nothing(alice: Page) -> None:
+    alice.evaluate("document.body.setAttribute('hx-headers', '{\"X-CSRF-Token\": \"stale\"}')")
+    alice.locator("#new-contact input[name=csrf_token]").evaluate("el => el.value = 'stale'")
+    add_inline(alice, "Hedy Lamarr")
+    expect(alice.locator("#flash")).to_contain_text("This page has expired")
+    expect(alice.locator("#contact-list")).not_to_contain_text("Hedy Lamarr")
