@@ -418,3 +418,45 @@ def test_a_stalled_projector_is_reported_plainly_not_waited_for_forever(
         blocker.rollback()
     add_contact(alice, "Brian")
     assert "Ada" in alice.get("/contacts").text
+
+
+def test_htmx_may_use_put_patch_and_delete_on_the_same_paths(two_accounts) -> None:
+    alice, _ = two_accounts
+    contact = add_contact(alice, "Ada")
+    token = csrf_of(alice, "/contacts")
+    headers = {"X-CSRF-Token": token}
+    fields = {"description": "", "contact_method": ""}
+    patched = alice.patch(f"/contacts/{contact}", data={"name": "Ada P", **fields}, headers=headers)
+    assert patched.status_code == 303
+    put = alice.put(f"/contacts/{contact}", data={"name": "Ada Q", **fields}, headers=headers)
+    assert put.status_code == 303
+    notes = alice.put(
+        f"/contacts/{contact}/next_meeting",
+        headers=headers,
+        data={"meeting_on": "2026-12-01", "meeting_notes": "hi"},
+    )
+    assert notes.status_code == 303
+    assert "Ada Q" in alice.get(f"/contacts/{contact}").text
+    deleted = alice.delete(f"/contacts/{contact}", headers=headers)
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/contacts"
+    assert alice.get(f"/contacts/{contact}").status_code == 404
+
+
+def test_health_reports_the_database_and_each_projection(client: TestClient) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["database"] == "ok"
+    assert set(body["projector"]["projections"]) == {
+        "accounts",
+        "contacts",
+        "interactions",
+        "meeting_notes_emails",
+    }
+    assert all(p["lag"] >= 0 for p in body["projector"]["projections"].values())
+
+
+def test_an_unknown_method_or_page_is_a_clear_error_not_a_500(two_accounts) -> None:
+    alice, _ = two_accounts
+    assert alice.get("/nowhere").status_code == 404
+    assert alice.post("/interactions", data={}).status_code == 405
