@@ -1,5 +1,6 @@
 """The CRM in a real Chromium (Playwright), against the app served by `python -m crm`."""
 
+import shutil
 import statistics
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.processes import App
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, see the README
 ARGS = [
     "--headless",
     "--no-sandbox",
