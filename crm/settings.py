@@ -24,6 +24,7 @@ class Settings:
     mail_from: str
     email_hour: int
     log_level: str
+    cookie_secure: bool
 
 
 def _default_data_dir() -> Path:
@@ -54,6 +55,15 @@ def _smtp_url(environ: dict[str, str]) -> str | None:
     return raw
 
 
+def _flag(environ: dict[str, str], name: str) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingError(f"{name} must be true or false, got {raw!r}")
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     return Settings(
@@ -66,4 +76,5 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         mail_from=env.get("CRM_MAIL_FROM") or "crm@localhost",
         email_hour=_int(env, "CRM_EMAIL_HOUR", 7, 0, 23),
         log_level=(env.get("CRM_LOG_LEVEL") or "INFO").upper(),
+        cookie_secure=_flag(env, "CRM_COOKIE_SECURE"),
     )

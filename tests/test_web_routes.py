@@ -460,3 +460,20 @@ def test_an_unknown_method_or_page_is_a_clear_error_not_a_500(two_accounts) -> N
     alice, _ = two_accounts
     assert alice.get("/nowhere").status_code == 404
     assert alice.post("/interactions", data={}).status_code == 405
+
+
+def test_the_session_cookie_is_https_only_when_configured(db_url: str, tmp_path: Path) -> None:
+    secure = {"CRM_COOKIE_SECURE": "true"}
+    with app_client(db_url, tmp_path, secure, base_url="https://127.0.0.1") as client:
+        token = csrf_of(client, "/signup")
+        response = client.post(
+            "/signup",
+            data={
+                "email": "s@example.com",
+                "password": "12345678",
+                "time_zone": "UTC",
+                "csrf_token": token,
+            },
+        )
+    assert response.status_code == 303
+    assert "secure" in response.headers["set-cookie"].lower()

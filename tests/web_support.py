@@ -17,10 +17,15 @@ _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
 
 
 @contextmanager
-def app_client(db_url: str, data_dir: Path) -> Iterator[TestClient]:
-    settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(data_dir)})
+def app_client(
+    db_url: str,
+    data_dir: Path,
+    environ: dict[str, str] | None = None,
+    base_url: str = "http://127.0.0.1",
+) -> Iterator[TestClient]:
+    settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(data_dir), **(environ or {})})
     app = create_app(settings, ProjectorSettings(poll_interval=1.0, lock_retry=0.2))
-    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
+    with TestClient(app, base_url=base_url, follow_redirects=False) as client:
         yield client
 
 

@@ -107,7 +107,7 @@ def create_app(
             secret_key=secret_key(settings),
             session_cookie="crm_session",
             same_site="lax",
-            https_only=False,
+            https_only=settings.cookie_secure,
             max_age=14 * 24 * 3600,
         )
     ]
