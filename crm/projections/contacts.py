@@ -90,30 +90,8 @@ def _to_rows(c: Contact) -> list[Row]:
 
 
 def _from_rows(contact_id: str, rows: list[Row]) -> Contact:
-    (
-        account_id,
-        name,
-        description,
-        method,
-        last_on,
-        next_on,
-        notes,
-        _html,
-        created_at,
-        updated_at,
-    ) = rows[0]
-    return Contact(
-        contact_id,
-        account_id,
-        name,
-        description,
-        method,
-        last_on,
-        next_on,
-        notes,
-        created_at,
-        updated_at,
-    )
+    values = rows[0]  # the columns of _to_rows; the rendered HTML (index 7) is derived
+    return Contact(contact_id, *values[:7], *values[8:])
 
 
 CONTACTS: Projection[Contact] = Projection(

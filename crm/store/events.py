@@ -58,10 +58,9 @@ async def append(
     return Appended(row[0], row[1])
 
 
-_SELECT = (
-    "SELECT id, event_type_id, payload::text, entity_id::text, created_at FROM events"
-    " WHERE id > %s AND id <= %s ORDER BY id"
-)
+_COLUMNS = "SELECT id, event_type_id, payload::text, entity_id::text, created_at FROM events"
+_SELECT = _COLUMNS + " WHERE id > %s AND id <= %s ORDER BY id"
+_SELECT_AFTER = _COLUMNS + " WHERE id > %s ORDER BY id LIMIT %s"
 
 
 def _names_by_id(types: EventTypes) -> dict[int, tuple[str, int]]:
@@ -74,7 +73,7 @@ async def read_batch(
     """The next committed events after a position. Appends are serialized (sql/004), so every
     event below the highest visible position is already visible: nothing can appear behind it."""
     names = _names_by_id(types)
-    cursor = await conn.execute(_SELECT + " LIMIT %s", (after, 2**62, limit))
+    cursor = await conn.execute(_SELECT_AFTER, (after, limit))
     return [_event(row, names) for row in await cursor.fetchall()]
 
 

@@ -24,7 +24,7 @@ from crm.web.health import health
 from crm.web.security import CsrfRefused, LoginRequired, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
-from crm.web.writes import NotFound
+from crm.web.writes import NotFound, is_htmx
 
 
 def _routes() -> list[Route | Mount]:
@@ -56,7 +56,7 @@ def _routes() -> list[Route | Mount]:
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     target = f"/login?next={quote(request.url.path)}"
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 

@@ -10,6 +10,7 @@ from starlette.templating import Jinja2Templates
 
 from crm import ROOT
 from crm.web.security import CSRF_FIELD, csrf_token, take_flashes
+from crm.web.writes import is_htmx
 
 
 def _page_context(request: Request) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def form_error(
     htmx gets just the form's partial, retargeted onto the form (a 422 is swapped because
     base.html's htmx-config says so); a plain post gets the whole page.
     """
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return templates.TemplateResponse(
             request,
             partial,
