@@ -19,12 +19,15 @@ from crm.projections import positions
 from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.registry import ALL
+from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.store.event_types import EventTypes, load_event_types, sync_event_types
 from crm.store.events import head_position
 
 log = logging.getLogger(__name__)
 JOB_WAITS_FOR_PROJECTIONS = 30.0  # seconds
+# how long a request waits for a connection; then a 503 says to try again (not a 30 s hang)
+POOL_TIMEOUT = 2.0  # seconds
 
 
 async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
@@ -45,6 +48,7 @@ class Services:
     broadcaster: Broadcaster
     projector: Projector
     morning_email: MorningEmail
+    renderer: Renderer
 
 
 def morning_email_job(
@@ -81,22 +85,27 @@ async def running_services(
     projections: Sequence[Projection[Any]] = ALL,
     projector_settings: ProjectorSettings | None = None,
     run_jobs: bool = True,
+    renderer: Renderer | None = None,  # a test's; otherwise one is made and closed here
 ) -> AsyncIterator[Services]:
     types = await prepare_database(url, projections)
     broadcaster = Broadcaster()
-    projector = Projector(url, types, projections, broadcaster, projector_settings)
+    own_renderer = renderer is None
+    renderer = renderer or Renderer()
+    projector = Projector(url, types, projections, broadcaster, renderer, projector_settings)
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-        url, min_size=2, max_size=10, open=False
+        url, min_size=2, max_size=10, timeout=POOL_TIMEOUT, open=False
     )
     await pool.open(wait=True)
     projector_task = asyncio.create_task(projector.run(), name="projector")
     morning_email = morning_email_job(settings, pool, types, broadcaster)
     scheduler = start_scheduler(morning_email) if run_jobs else None
     try:
-        yield Services(types, pool, broadcaster, projector, morning_email)
+        yield Services(types, pool, broadcaster, projector, morning_email, renderer)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         projector_task.cancel()
         await asyncio.gather(projector_task, return_exceptions=True)
         await pool.close()
+        if own_renderer:
+            renderer.close()

@@ -60,6 +60,13 @@ async def _replay(url: str, names: list[str], quiet: bool) -> None:
     )
     for table, rows in result.rows.items():
         print(f"  {table}: {rows:,} rows")
+    for item in result.parked:
+        print(
+            f"  parked: {item.projection} could not apply event {item.event.position}"
+            f" ({item.event.type}): {item.error}",
+        )
+    if result.parked:
+        print("  (listed by python -m crm.parked until a replay applies them)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,4 +52,7 @@ async def assert_each_event_applied_once(conn: AsyncConnection[Any]) -> int:
     )
     events, applied, unmatched = await cursor.fetchone() or (0, 0, 0)
     assert (applied, unmatched) == (events, 0), f"{events} events, {applied} applied"
+    # a second application fails on the primary key; the projector would park that event
+    parked = await (await conn.execute("SELECT count(*) FROM parked_events")).fetchone()
+    assert parked == (0,), f"{parked} events parked"
     return int(events)

@@ -18,8 +18,17 @@ from psycopg import AsyncConnection, sql
 from crm.bootstrap import prepare_database
 from crm.database import use_text_for_ids_and_dates
 from crm.store.event_types import EventTypes
+from tests import support
 
 _TEMPLATE = "crm_test_template"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _markdown_worker_closed_at_the_end() -> Iterator[None]:
+    yield
+    support.renderer.close()
+
+
 _counter = itertools.count()
 
 

@@ -8,11 +8,14 @@ from psycopg import AsyncConnection, conninfo, sql
 
 from crm.projections.base import Projection
 from crm.projections.rebuild import build_table
+from crm.rendering import Renderer
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import append, head_position
 from crm.workload import Workload
 
+# one Markdown worker for the whole test run (closed by conftest at the end)
+renderer = Renderer()
 FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 
@@ -51,7 +54,7 @@ async def differences(
     assert row is not None
     expected = f"{projection.table}__expected"
     url = conninfo.make_conninfo(conn.info.dsn, password=conn.info.password or "")
-    await build_table(url, types, projection, expected, int(row[0]))
+    await build_table(url, types, projection, expected, int(row[0]), renderer)
     query = sql.SQL(
         "SELECT count(*) FROM ((TABLE {a} EXCEPT ALL TABLE {b}) UNION ALL"
         " (TABLE {b} EXCEPT ALL TABLE {a})) AS d"

@@ -20,6 +20,7 @@ from tests.support import (
     accounts_and_workload,
     append_workload,
     differences,
+    renderer,
     sign_up,
     wait_until_caught_up,
 )
@@ -31,7 +32,7 @@ FAST = ProjectorSettings(batch_size=50, poll_interval=1.0, lock_retry=0.1, keepa
 
 @asynccontextmanager
 async def running(url: str, types: EventTypes) -> AsyncIterator[Projector]:
-    projector = Projector(url, types, PROJECTIONS, Broadcaster(), FAST)
+    projector = Projector(url, types, PROJECTIONS, Broadcaster(), renderer, FAST)
     task = asyncio.create_task(projector.run())
     try:
         yield projector
@@ -142,8 +143,8 @@ async def wait_for(condition: Callable[[], bool], timeout: float) -> float:
 async def test_two_projectors_never_double_apply_and_one_takes_over(db_url, types, conn):
     await create_applied_log(conn)
     workload = await accounts_and_workload(conn, types, 4)
-    first = Projector(db_url, types, PROJECTIONS, Broadcaster(), FAST)
-    second = Projector(db_url, types, PROJECTIONS, Broadcaster(), FAST)
+    first = Projector(db_url, types, PROJECTIONS, Broadcaster(), renderer, FAST)
+    second = Projector(db_url, types, PROJECTIONS, Broadcaster(), renderer, FAST)
     first_task = asyncio.create_task(first.run())
     await wait_for(lambda: all(s == "leading" for s in first.states.values()), 10)
     second_task = asyncio.create_task(second.run())
@@ -164,8 +165,8 @@ async def test_two_projectors_never_double_apply_and_one_takes_over(db_url, type
 
 async def test_advanced_positions_reach_the_broadcaster_of_every_process(db_url, types, conn):
     workload = await accounts_and_workload(conn, types, 1)
-    leader = Projector(db_url, types, ALL, Broadcaster(), FAST)
-    follower = Projector(db_url, types, ALL, Broadcaster(), FAST)
+    leader = Projector(db_url, types, ALL, Broadcaster(), renderer, FAST)
+    follower = Projector(db_url, types, ALL, Broadcaster(), renderer, FAST)
     tasks = [asyncio.create_task(p.run()) for p in (leader, follower)]
     try:
         await wait_for(lambda: follower.listener_state == "listening", 10)

@@ -5,10 +5,13 @@ key it folds events into a state with plain functions `(state | None, event) -> 
 turns a state into that key's table rows (without the key column) and back. That one logic has two
 drivers: the live projector loads the states a batch touches from the table, folds, and writes
 them back; replay folds the whole stream in memory and bulk-writes the result.
+
+Columns named in `markdown_columns` hold sanitized HTML: to_rows puts the Markdown source there
+and the drivers render it (crm/rendering.py, in a worker process, never in the fold).
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from crm.store.events import Event
@@ -27,6 +30,7 @@ class Projection(Generic[S]):
     handlers: Mapping[str, Handler[S]]
     to_rows: Callable[[S], list[Row]]
     from_rows: Callable[[str, list[Row]], S]
+    markdown_columns: tuple[str, ...] = field(default=())
 
     def key_of(self, event: Event) -> str:
         return str(event.payload[self.key_column])
@@ -36,3 +40,7 @@ class Projection(Generic[S]):
 
     def fold(self, state: S | None, event: Event) -> S | None:
         return self.handlers[event.type](state, event)
+
+    def markdown_indexes(self) -> tuple[int, ...]:
+        """Positions of the markdown columns in a full row (the key column first)."""
+        return tuple(1 + self.columns.index(name) for name in self.markdown_columns)

@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
-from crm.projections.markdown import render_markdown
 from crm.store.events import Event
 
 
@@ -72,7 +71,6 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
 
 
 def _to_rows(c: Contact) -> list[Row]:
-    html = render_markdown(c.next_meeting_notes) if c.next_meeting_notes is not None else None
     return [
         (
             c.account_id,
@@ -82,7 +80,7 @@ def _to_rows(c: Contact) -> list[Row]:
             c.last_interacted_on,
             c.next_meeting_on,
             c.next_meeting_notes,
-            html,
+            c.next_meeting_notes,  # next_meeting_notes_html: the drivers render it
             c.created_at,
             c.last_updated_at,
         )
@@ -119,4 +117,5 @@ CONTACTS: Projection[Contact] = Projection(
     },
     to_rows=_to_rows,
     from_rows=_from_rows,
+    markdown_columns=("next_meeting_notes_html",),
 )

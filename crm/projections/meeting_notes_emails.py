@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from crm.projections.base import Projection, Row
-from crm.projections.markdown import render_markdown
 from crm.store.events import Event
 
 
@@ -48,8 +47,8 @@ def email_sent(state: PendingEmail | None, event: Event) -> PendingEmail | None:
 
 
 def _to_rows(s: PendingEmail) -> list[Row]:
-    html = render_markdown(s.notes) if s.notes is not None else None
-    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, html, s.last_updated_at)]
+    # notes twice: the second is notes_html, which the drivers render
+    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, s.notes, s.last_updated_at)]
 
 
 def _from_rows(contact_id: str, rows: list[Row]) -> PendingEmail:
@@ -78,4 +77,5 @@ MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
     },
     to_rows=_to_rows,
     from_rows=_from_rows,
+    markdown_columns=("notes_html",),
 )

@@ -4,6 +4,9 @@ Per projection, one process at a time leads (a session-level advisory lock on th
 that applies batches); others stand by and take over within `lock_retry` seconds of its death.
 Each batch's row changes and the new position commit in one transaction, under a row lock on the
 projection's position, so a crash anywhere neither loses nor doubles an effect.
+
+A batch that fails for a reason other than a lost database is stepped through one event at a
+time; an event that keeps failing is parked (crm/projections/poison.py) and the projection goes on.
 """
 
 import asyncio
@@ -13,16 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
 
 from crm.broadcaster import Advanced, Broadcaster
 from crm.database import use_text_for_ids_and_dates
-from crm.projections import positions
+from crm.projections import poison, positions
 from crm.projections.apply import apply_events
 from crm.projections.base import Projection
+from crm.rendering import Renderer
 from crm.store.event_types import EventTypes
-from crm.store.events import read_batch
+from crm.store.events import Event, read_batch
 
 log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "crm_events"
@@ -58,6 +61,20 @@ class ProjectorSettings:
     poll_interval: float = 5.0  # the fallback for a lost notification
     lock_retry: float = 1.0  # how often a standby tries to take over
     keepalive: float = 10.0  # the listener's SELECT 1 against silent network loss
+    park_after: int = 4  # attempts at one failing event before it is parked
+    first_retry: float = 0.5  # then doubling: 0.5 s, 1 s, 2 s between the attempts
+
+
+class EventFailed(Exception):
+    """One event failed to apply; it will be retried after a backoff, then parked."""
+
+
+@dataclass
+class Failing:
+    """The event a projection is stuck on, and how often it failed."""
+
+    position: int
+    attempts: int = 0
 
 
 class Projector:
@@ -67,16 +84,21 @@ class Projector:
         types: EventTypes,
         projections: Sequence[Projection[Any]],
         broadcaster: Broadcaster,
+        renderer: Renderer,
         settings: ProjectorSettings | None = None,
     ) -> None:
         self.url = url
         self.types = types
         self.projections = list(projections)
         self.broadcaster = broadcaster
+        self.renderer = renderer
         self.settings = settings or ProjectorSettings()
         self.states: dict[str, str] = {p.name: "starting" for p in self.projections}
         self.listener_state = "starting"
         self._doorbells = {p.name: asyncio.Event() for p in self.projections}
+        # per projection: step one event at a time up to this position, to find a failing event
+        self._stepping_until: dict[str, int] = {}
+        self._failing: dict[str, Failing] = {}
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -129,13 +151,18 @@ class Projector:
 
     async def _drive(self, projection: Projection[Any]) -> None:
         backoff = Backoff()
+        failure_backoff = Backoff(first=self.settings.first_retry, ceiling=60.0)
         while True:
             try:
                 async with await self.connect() as conn:
                     await self._lead(conn, projection)
-                    backoff.reset()
-                    await self._follow_the_stream(conn, projection)
-            except Exception as error:  # a lost database or a failing batch: retry, never die
+                    await self._follow_the_stream(conn, projection, backoff, failure_backoff)
+            except EventFailed as failed:
+                _stop_if_cancelled()
+                delay = failure_backoff.next()
+                self.states[projection.name] = f"retrying: {failed}"
+                await asyncio.sleep(delay)
+            except Exception as error:  # a lost database or renderer: retry, never die
                 _stop_if_cancelled()
                 delay = backoff.next()
                 self.states[projection.name] = f"retrying: {error}".strip()
@@ -144,7 +171,7 @@ class Projector:
                     projection.name,
                     error,
                     delay,
-                    exc_info=not isinstance(error, psycopg.OperationalError),
+                    exc_info=not poison.is_transient(error),
                 )
                 await asyncio.sleep(delay)
 
@@ -163,13 +190,17 @@ class Projector:
             await asyncio.sleep(self.settings.lock_retry)
 
     async def _follow_the_stream(
-        self, conn: AsyncConnection[Any], projection: Projection[Any]
+        self,
+        conn: AsyncConnection[Any],
+        projection: Projection[Any],
+        *backoffs: Backoff,
     ) -> None:
         doorbell = self._doorbells[projection.name]
         while True:
             doorbell.clear()
             while await self.apply_next_batch(conn, projection):
-                pass
+                for backoff in backoffs:  # progress: the next failure starts from a short wait
+                    backoff.reset()
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that coincides with the timeout, and shutdown then hangs
@@ -179,24 +210,100 @@ class Projector:
     async def apply_next_batch(
         self, conn: AsyncConnection[Any], projection: Projection[Any]
     ) -> bool:
-        """Apply the next batch in one transaction; False when there was nothing to apply."""
-        async with conn.transaction():
-            position = await positions.lock_position(conn, projection.name)
-            events = await read_batch(conn, self.types, position, self.settings.batch_size)
-            if not events:
-                return False
-            accounts = await apply_events(conn, projection, events)
-            await positions.record_position(conn, projection.name, events[-1].position, accounts)
+        """Apply the next batch in one transaction; False when there was nothing to apply.
+
+        Raises EventFailed when a single event failed and will be retried after a backoff.
+        """
+        stepping_until = self._stepping_until.get(projection.name)
+        limit = 1 if stepping_until is not None else self.settings.batch_size
+        events: list[Event] = []
+        try:
+            async with conn.transaction():
+                position = await positions.lock_position(conn, projection.name)
+                events = await read_batch(conn, self.types, position, limit)
+                if not events:
+                    return False
+                accounts = await apply_events(conn, projection, events, self.renderer)
+                await positions.record_position(
+                    conn, projection.name, events[-1].position, accounts
+                )
+        except Exception as error:
+            if poison.is_transient(error) or not events:
+                raise
+            return await self._failed(conn, projection, events, error)
+        if stepping_until is not None and events[-1].position >= stepping_until:
+            del self._stepping_until[projection.name]
+        self._failing.pop(projection.name, None)
+        if self.states[projection.name] != "leading":
+            self.states[projection.name] = "leading"
+        return True
+
+    async def _failed(
+        self,
+        conn: AsyncConnection[Any],
+        projection: Projection[Any],
+        events: list[Event],
+        error: Exception,
+    ) -> bool:
+        if len(events) > 1:
+            log.warning(
+                "projection %s: a batch of %d events failed (%r); applying them one at a time",
+                projection.name,
+                len(events),
+                error,
+            )
+            self._stepping_until[projection.name] = events[-1].position
+            return True
+        event = events[0]
+        failing = self._failing.get(projection.name)
+        if failing is None or failing.position != event.position:
+            failing = self._failing[projection.name] = Failing(event.position)
+        failing.attempts += 1
+        if failing.attempts < self.settings.park_after:
+            log.warning(
+                "projection %s: event %d (%s) failed, attempt %d of %d",
+                projection.name,
+                event.position,
+                event.type,
+                failing.attempts,
+                self.settings.park_after,
+                exc_info=error if failing.attempts == 1 else None,
+            )
+            raise EventFailed(
+                f"event {event.position} ({event.type}) failed"
+                f" {failing.attempts} time(s): {error!r}"
+            ) from error
+        item = poison.parked(projection, event, error, failing.attempts)
+        if await poison.park_next(conn, self.types, item):
+            log.error(
+                "projection %s: parked event %d (%s) after %d attempts: %s",
+                projection.name,
+                event.position,
+                event.type,
+                failing.attempts,
+                item.error,
+            )
+        del self._failing[projection.name]
         return True
 
 
-async def catch_up(url: str, types: EventTypes, projections: Sequence[Projection[Any]]) -> None:
+async def catch_up(
+    url: str,
+    types: EventTypes,
+    projections: Sequence[Projection[Any]],
+) -> None:
     """Bring projections up to date once, from a command-line tool.
 
-    Safe beside a running app: every batch holds the projection's position lock.
+    Safe beside a running app: every batch holds the projection's position lock. A failing
+    event is parked at once (no one is waiting for a retry here).
     """
-    projector = Projector(url, types, projections, Broadcaster())
-    async with await projector.connect() as conn:
-        for projection in projections:
-            while await projector.apply_next_batch(conn, projection):
-                pass
+    renderer = Renderer()
+    settings = ProjectorSettings(park_after=1)
+    projector = Projector(url, types, projections, Broadcaster(), renderer, settings)
+    try:
+        async with await projector.connect() as conn:
+            for projection in projections:
+                while await projector.apply_next_batch(conn, projection):
+                    pass
+    finally:
+        renderer.close()

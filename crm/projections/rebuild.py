@@ -5,6 +5,10 @@ shadow tables, then, in one transaction that holds each projection's position lo
 events that arrived meanwhile to the shadows, swap them in for the live tables, and record the
 new positions. Readers see the old table until that commit and the new one after it; a failure
 anywhere before the commit leaves the live tables untouched.
+
+Replay applies the poison-event policy too (crm/projections/poison.py): an event a projection
+cannot fold, or whose notes cannot be rendered, is parked for that projection and reported, and
+the replay goes on. What a replay parks replaces what was parked for the projections it rebuilt.
 """
 
 import asyncio
@@ -19,12 +23,14 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from crm.database import use_text_for_ids_and_dates
-from crm.projections import positions
+from crm.projections import poison, positions
 from crm.projections.apply import apply_events
-from crm.projections.base import Handler, Projection
-from crm.projections.tables import copy_states
+from crm.projections.base import Handler, Projection, Row
+from crm.projections.poison import ParkedEvent
+from crm.projections.tables import copy_rows, markdown_texts, render_rows, rows_of
+from crm.rendering import Renderer, RenderFailed
 from crm.store.event_types import EventTypes
-from crm.store.events import head_position, read_batch, stream_from_thread
+from crm.store.events import Event, head_position, read_batch, stream_from_thread
 
 Progress = Callable[[int], None]
 _INDEX_NAME_AND_TABLE = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON \S+ ")
@@ -38,6 +44,7 @@ class Rebuilt:
     position: int
     seconds: float
     phases: dict[str, float]  # seconds spent folding, writing the shadows, catching up + swapping
+    parked: list[ParkedEvent]
 
 
 async def fold_stream(
@@ -46,23 +53,33 @@ async def fold_stream(
     projections: Sequence[Projection[Any]],
     upto: int,
     progress: Progress | None = None,
+    parked: list[ParkedEvent] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], int]:
-    """Every projection's state per key after events (0, upto]; and how many events were read."""
+    """Every projection's state per key after events (0, upto]; and how many events were read.
+
+    An event a fold function fails on is skipped for that projection and added to `parked`.
+    """
     states: dict[str, dict[str, Any]] = {p.name: {} for p in projections}
-    # event type -> (fold function, key field, that projection's states): one dict lookup per
-    # event and projection in the hot loop, the projection's own functions doing the work
-    routes: dict[str, list[tuple[Handler[Any], str, dict[str, Any]]]] = {}
+    # event type -> (projection, fold function, key field, that projection's states): one dict
+    # lookup per event and projection in the hot loop, the projection's own functions doing
+    # the work
+    routes: dict[str, list[tuple[Projection[Any], Handler[Any], str, dict[str, Any]]]] = {}
     for projection in projections:
         for event_type, handler in projection.handlers.items():
             routes.setdefault(event_type, []).append(
-                (handler, projection.key_column, states[projection.name])
+                (projection, handler, projection.key_column, states[projection.name])
             )
+    parked = parked if parked is not None else []
     count = 0
     async for chunk in stream_from_thread(url, types, upto):
         for event in chunk:
-            for handler, key_field, by_key in routes.get(event.type, ()):
-                key = event.payload[key_field]
-                folded = handler(by_key.get(key), event)
+            for projection, handler, key_field, by_key in routes.get(event.type, ()):
+                try:  # free in Python 3.11 unless it raises
+                    key = event.payload[key_field]
+                    folded = handler(by_key.get(key), event)
+                except Exception as error:
+                    parked.append(poison.parked(projection, event, error, 1))
+                    continue
                 if folded is None:
                     by_key.pop(key, None)
                 else:
@@ -71,6 +88,101 @@ async def fold_stream(
         if progress is not None:
             progress(len(chunk))
     return states, count
+
+
+async def _events_of_key(
+    url: str, types: EventTypes, projection: Projection[Any], key: str, upto: int
+) -> list[Event]:
+    events: list[Event] = []
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        use_text_for_ids_and_dates(conn)
+        position = 0
+        # rare (a key whose rows failed): a scan of the stream is fine
+        while batch := await read_batch(conn, types, position, 10_000):
+            position = batch[-1].position
+            events += [
+                e
+                for e in batch
+                if e.position <= upto
+                and projection.handles(e)
+                and str(e.payload.get(projection.key_column)) == key
+            ]
+            if position >= upto:
+                break
+    return events
+
+
+async def _refold_key(
+    url: str,
+    types: EventTypes,
+    projection: Projection[Any],
+    key: str,
+    upto: int,
+    renderer: Renderer,
+    parked: list[ParkedEvent],
+) -> list[Row]:
+    """One key's rows, folding its events one at a time as the live projector does after a
+    failure: an event whose fold, rows or rendering fails is parked and skipped."""
+    state: Any = None
+    rows: list[Row] = []
+    for event in await _events_of_key(url, types, projection, key, upto):
+        try:
+            folded = projection.fold(state, event)
+            new_rows = list(rows_of(projection, {key: folded}))
+            new_rows = await render_rows(projection, new_rows, renderer)
+        except Exception as error:
+            if poison.is_transient(error):
+                raise
+            parked.append(poison.parked(projection, event, error, 1))
+            continue
+        state, rows = folded, new_rows
+    return rows
+
+
+async def _rendered_rows(
+    url: str,
+    types: EventTypes,
+    projection: Projection[Any],
+    states: dict[str, Any],
+    upto: int,
+    renderer: Renderer,
+    parked: list[ParkedEvent],
+) -> list[Row]:
+    """The rows of every state, rendered; keys that fail are folded again event by event."""
+    rows: list[Row] = []
+    failing: list[str] = []
+    for key, state in states.items():
+        try:
+            rows += rows_of(projection, {key: state})
+        except Exception:
+            failing.append(key)
+    if projection.markdown_indexes():
+        try:
+            rows = await render_rows(projection, rows, renderer)
+        except RenderFailed:
+            # the renderer found a text it cannot render: which keys hold one?
+            bad = await _failing_texts(projection, rows, renderer)
+            failing += [
+                row[0] for row in rows if not bad.isdisjoint(markdown_texts(projection, [row]))
+            ]
+            unrenderable = set(failing)
+            rows = [row for row in rows if row[0] not in unrenderable]
+            rows = await render_rows(projection, rows, renderer)
+    for key in dict.fromkeys(failing):
+        rows += await _refold_key(url, types, projection, key, upto, renderer, parked)
+    return rows
+
+
+async def _failing_texts(
+    projection: Projection[Any], rows: list[Row], renderer: Renderer
+) -> set[str]:
+    bad: set[str] = set()
+    for text in dict.fromkeys(markdown_texts(projection, rows)):
+        try:
+            await renderer.render_one(text)
+        except RenderFailed:
+            bad.add(text)
+    return bad
 
 
 @contextmanager
@@ -125,13 +237,13 @@ async def write_table(
     projection: Projection[Any],
     like: str,
     into: str,
-    states: dict[str, Any],
+    rows: list[Row],
 ) -> int:
-    """Write states into a new table shaped like `like`; return the number of rows."""
+    """Write rows into a new table shaped like `like`; return the number of rows."""
     await create_bare_copy(conn, like, into)
-    rows = await copy_states(conn, projection, into, states)
+    count = await copy_rows(conn, projection, into, rows)
     await add_indexes_like(conn, like, into)
-    return rows
+    return count
 
 
 async def _index_definitions(conn: AsyncConnection[Any], table: str) -> dict[str, str]:
@@ -163,15 +275,46 @@ async def swap_in(conn: AsyncConnection[Any], table: str, shadow: str) -> None:
 
 
 async def build_table(
-    url: str, types: EventTypes, projection: Projection[Any], into: str, upto: int
-) -> int:
-    """Build a from-scratch copy of a projection into a new table; return its row count."""
+    url: str,
+    types: EventTypes,
+    projection: Projection[Any],
+    into: str,
+    upto: int,
+    renderer: Renderer,
+) -> list[ParkedEvent]:
+    """Build a from-scratch copy of a projection into a new table; return what it parked."""
+    parked: list[ParkedEvent] = []
     with cyclic_gc_paused():
-        states, _ = await fold_stream(url, types, [projection], upto)
+        states, _ = await fold_stream(url, types, [projection], upto, parked=parked)
+        rows = await _rendered_rows(
+            url, types, projection, states[projection.name], upto, renderer, parked
+        )
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
-            return await write_table(
-                conn, projection, projection.table, into, states[projection.name]
-            )
+            await write_table(conn, projection, projection.table, into, rows)
+    return parked
+
+
+async def _apply_or_park(
+    conn: AsyncConnection[Any],
+    projection: Projection[Any],
+    events: list[Event],
+    table: str,
+    renderer: Renderer,
+    parked: list[ParkedEvent],
+) -> None:
+    """Apply a batch to a shadow in a savepoint; if it fails, event by event, parking failures."""
+    try:
+        async with conn.transaction():
+            await apply_events(conn, projection, events, renderer, table)
+        return
+    except Exception as error:
+        if poison.is_transient(error) or len(events) == 1:
+            if poison.is_transient(error):
+                raise
+            parked.append(poison.parked(projection, events[0], error, 1))
+            return
+    for event in events:
+        await _apply_or_park(conn, projection, [event], table, renderer, parked)
 
 
 async def _catch_up_and_swap(
@@ -179,6 +322,8 @@ async def _catch_up_and_swap(
     types: EventTypes,
     projections: Sequence[Projection[Any]],
     built_upto: int,
+    renderer: Renderer,
+    parked: list[ParkedEvent],
 ) -> int:
     async with conn.transaction():
         for projection in sorted(projections, key=lambda p: p.name):
@@ -186,18 +331,20 @@ async def _catch_up_and_swap(
         position = built_upto
         while events := await read_batch(conn, types, position, 10_000):
             for projection in projections:
-                await apply_events(conn, projection, events, shadow_name(projection.table))
+                shadow = shadow_name(projection.table)
+                await _apply_or_park(conn, projection, events, shadow, renderer, parked)
             position = events[-1].position
         for projection in projections:
             await swap_in(conn, projection.table, shadow_name(projection.table))
             await positions.record_position(conn, projection.name, position, None)
+        await poison.replace_for(conn, [p.name for p in projections], parked)
     return position
 
 
-async def _write_shadow(url: str, projection: Projection[Any], states: dict[str, Any]) -> int:
+async def _write_shadow(url: str, projection: Projection[Any], rows: list[Row]) -> int:
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
         return await write_table(
-            conn, projection, projection.table, shadow_name(projection.table), states
+            conn, projection, projection.table, shadow_name(projection.table), rows
         )
 
 
@@ -208,20 +355,24 @@ async def _fold_and_write_shadows(
     upto: int,
     progress: Progress | None,
     phases: dict[str, float],
+    renderer: Renderer,
+    parked: list[ParkedEvent],
 ) -> tuple[int, dict[str, int]]:
     clock = time.perf_counter()
     with cyclic_gc_paused():
-        states, count = await fold_stream(url, types, projections, upto, progress)
+        states, count = await fold_stream(url, types, projections, upto, progress, parked)
         phases["fold"] = time.perf_counter() - clock
+        rows = {
+            p.name: await _rendered_rows(url, types, p, states.pop(p.name), upto, renderer, parked)
+            for p in projections
+        }
+        phases["render"] = time.perf_counter() - clock - phases["fold"]
         # one connection per table: while Python streams one table's rows, the server copies
         # and indexes the others on the other core
         counts = await asyncio.gather(
-            *(
-                _write_shadow(url, projection, states.pop(projection.name))
-                for projection in projections
-            )
+            *(_write_shadow(url, p, rows.pop(p.name)) for p in projections)
         )
-    phases["write"] = time.perf_counter() - clock - phases["fold"]
+    phases["write"] = time.perf_counter() - clock - phases["fold"] - phases["render"]
     return count, {p.table: n for p, n in zip(projections, counts, strict=True)}
 
 
@@ -231,30 +382,40 @@ async def rebuild(
     projections: Sequence[Projection[Any]],
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    renderer: Renderer | None = None,
 ) -> Rebuilt:
     started = time.perf_counter()
     phases: dict[str, float] = {}
-    async with await AsyncConnection.connect(url, autocommit=True) as conn:
-        use_text_for_ids_and_dates(conn)
-        upto = await head_position(conn)
-        if on_total is not None:
-            cursor = await conn.execute("SELECT count(*) FROM events WHERE id <= %s", (upto,))
-            total = await cursor.fetchone()
-            on_total(int(total[0]) if total else 0)
-        try:
-            count, rows = await _fold_and_write_shadows(
-                url, types, projections, upto, progress, phases
-            )
-            clock = time.perf_counter()
-            position = await _catch_up_and_swap(conn, types, projections, upto)
-            phases["swap"] = time.perf_counter() - clock
-        finally:
-            for projection in projections:
-                await conn.execute(
-                    sql.SQL("DROP TABLE IF EXISTS {}").format(
-                        sql.Identifier(shadow_name(projection.table))
-                    )
+    parked: list[ParkedEvent] = []
+    own_renderer = renderer is None
+    renderer = renderer or Renderer()
+    try:
+        async with await AsyncConnection.connect(url, autocommit=True) as conn:
+            use_text_for_ids_and_dates(conn)
+            upto = await head_position(conn)
+            if on_total is not None:
+                cursor = await conn.execute("SELECT count(*) FROM events WHERE id <= %s", (upto,))
+                total = await cursor.fetchone()
+                on_total(int(total[0]) if total else 0)
+            try:
+                count, rows = await _fold_and_write_shadows(
+                    url, types, projections, upto, progress, phases, renderer, parked
                 )
+                clock = time.perf_counter()
+                position = await _catch_up_and_swap(
+                    conn, types, projections, upto, renderer, parked
+                )
+                phases["swap"] = time.perf_counter() - clock
+            finally:
+                for projection in projections:
+                    await conn.execute(
+                        sql.SQL("DROP TABLE IF EXISTS {}").format(
+                            sql.Identifier(shadow_name(projection.table))
+                        )
+                    )
+    finally:
+        if own_renderer:
+            renderer.close()
     return Rebuilt(
         tuple(p.name for p in projections),
         count,
@@ -262,4 +423,5 @@ async def rebuild(
         position,
         time.perf_counter() - started,
         phases,
+        parked,
     )

@@ -1,12 +1,13 @@
 """Reading and writing a projection's rows, shared by the live projector and replay."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
 from crm.projections.base import Projection, Row
+from crm.rendering import Renderer
 
 
 def _columns(projection: Projection[Any]) -> sql.Composed:
@@ -36,23 +37,50 @@ async def delete_keys(
     await conn.execute(query, (keys,))
 
 
-def _rows(projection: Projection[Any], states: Mapping[str, Any]) -> Iterable[Row]:
+def rows_of(projection: Projection[Any], states: Mapping[str, Any]) -> Iterator[Row]:
+    """The full rows (key first) of these states, Markdown columns still holding the source."""
     for key, state in states.items():
         if state is not None:
             for row in projection.to_rows(state):
                 yield (key, *row)
 
 
-async def copy_states(
-    conn: AsyncConnection[Any], projection: Projection[Any], table: str, states: Mapping[str, Any]
+def markdown_texts(projection: Projection[Any], rows: Iterable[Row]) -> Iterator[str]:
+    indexes = projection.markdown_indexes()
+    for row in rows:
+        for index in indexes:
+            if row[index] is not None:
+                yield row[index]
+
+
+async def render_rows(
+    projection: Projection[Any], rows: list[Row], renderer: Renderer
+) -> list[Row]:
+    """The rows with each Markdown column's source replaced by its sanitized HTML."""
+    indexes = projection.markdown_indexes()
+    if not indexes:
+        return rows
+    html = await renderer.render(markdown_texts(projection, rows))
+    rendered = []
+    for row in rows:
+        values = list(row)
+        for index in indexes:
+            if values[index] is not None:
+                values[index] = html[values[index]]
+        rendered.append(tuple(values))
+    return rendered
+
+
+async def copy_rows(
+    conn: AsyncConnection[Any], projection: Projection[Any], table: str, rows: Iterable[Row]
 ) -> int:
-    """Write the rows of these states with COPY; return how many rows were written."""
+    """Write these rows with COPY; return how many rows were written."""
     query = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
         table=sql.Identifier(table), cols=_columns(projection)
     )
     written = 0
     async with conn.cursor() as cursor, cursor.copy(query) as copy:
-        for row in _rows(projection, states):
+        for row in rows:
             await copy.write_row(row)
             written += 1
     return written

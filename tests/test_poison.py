@@ -1,0 +1,223 @@
+"""One event a projection cannot apply never stops it for everyone: it is retried, then parked."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from crm.broadcaster import Broadcaster
+from crm.projections.base import Projection
+from crm.projections.contacts import CONTACTS
+from crm.projections.projector import Projector, ProjectorSettings
+from crm.projections.rebuild import rebuild
+from crm.projections.registry import ALL
+from crm.rendering import Renderer
+from crm.store import commands
+from crm.store.event_types import EventTypes
+from crm.store.events import Event, append
+from tests.support import differences, renderer, sign_up, wait_until_caught_up
+
+QUICK = ProjectorSettings(
+    batch_size=50, poll_interval=1.0, lock_retry=0.1, keepalive=1.0, park_after=3, first_retry=0.05
+)
+HOSTILE_NOTES = "*_" * 10_000  # valid for the schema; ~120 ms of CPU to render
+
+
+@asynccontextmanager
+async def running(
+    url: str,
+    types: EventTypes,
+    projections: list[Projection[Any]],
+    settings: ProjectorSettings = QUICK,
+    with_renderer: Renderer = renderer,
+) -> AsyncIterator[Projector]:
+    projector = Projector(url, types, projections, Broadcaster(), with_renderer, settings)
+    task = asyncio.create_task(projector.run())
+    try:
+        yield projector
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def contacts_failing_on(name: str, calls: list[int] | None = None) -> Projection[Any]:
+    def created(state: Any, event: Event) -> Any:
+        if event.payload["name"] == name:
+            if calls is not None:
+                calls.append(event.position)
+            raise RuntimeError(f"cannot handle {name}")
+        return CONTACTS.handlers["contact-created"](state, event)
+
+    return replace(CONTACTS, handlers={**CONTACTS.handlers, "contact-created": created})
+
+
+async def add_contact(
+    conn: AsyncConnection[Any], types: EventTypes, account: str, name: str
+) -> str:
+    done = await commands.add_contact(conn, types, account, name, "", "")
+    return done.subject_id
+
+
+async def names_in(conn: AsyncConnection[Any], account: str) -> set[str]:
+    cursor = await conn.execute(
+        "SELECT name FROM projected_contacts WHERE account_id = %s", (account,)
+    )
+    return {row[0] for row in await cursor.fetchall()}
+
+
+async def parked_rows(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+    cursor = await conn.execute(
+        "SELECT projection, position, subject_key, attempts, error FROM parked_events"
+        " ORDER BY projection, position"
+    )
+    return await cursor.fetchall()
+
+
+async def test_an_event_that_keeps_failing_is_parked_and_other_accounts_keep_flowing(
+    db_url, types, conn
+):
+    hostile, other = await sign_up(conn, types), await sign_up(conn, types)
+    await add_contact(conn, types, other, "Before")
+    poison_id = await add_contact(conn, types, hostile, "Poison Pill")
+    await add_contact(conn, types, other, "In the same batch")
+    projections = [contacts_failing_on("Poison Pill"), *ALL[2:]]
+    async with running(db_url, types, projections):
+        await wait_until_caught_up(conn, ["contacts"])
+        await add_contact(conn, types, other, "After")
+        await wait_until_caught_up(conn, ["contacts", "interactions", "meeting_notes_emails"])
+
+    assert await names_in(conn, other) == {"Before", "In the same batch", "After"}
+    assert await names_in(conn, hostile) == set()
+    [(projection, _position, key, attempts, error)] = await parked_rows(conn)
+    assert (projection, key, attempts) == ("contacts", poison_id, QUICK.park_after)
+    assert error == "RuntimeError: cannot handle Poison Pill"
+    # the other projections applied it
+    cursor = await conn.execute(
+        "SELECT contact_name FROM projected_meeting_notes_emails WHERE contact_id = %s",
+        (poison_id,),
+    )
+    assert await cursor.fetchone() == ("Poison Pill",)
+
+
+async def test_after_the_fix_a_retry_applies_the_parked_event_and_equals_a_fresh_replay(
+    db_url, types, conn
+):
+    hostile, other = await sign_up(conn, types), await sign_up(conn, types)
+    await add_contact(conn, types, hostile, "Poison Pill")
+    await add_contact(conn, types, other, "Someone")
+    async with running(db_url, types, [contacts_failing_on("Poison Pill")]):
+        await wait_until_caught_up(conn, ["contacts"])
+    assert len(await parked_rows(conn)) == 1
+
+    result = await rebuild(db_url, types, [CONTACTS], renderer=renderer)  # the fixed code
+
+    assert result.parked == []
+    assert await parked_rows(conn) == []
+    assert await names_in(conn, hostile) == {"Poison Pill"}
+    assert await differences(conn, types, CONTACTS) == 0
+
+
+async def test_a_failing_event_is_retried_with_a_growing_wait_not_in_a_tight_loop(
+    db_url, types, conn
+):
+    account = await sign_up(conn, types)
+    await add_contact(conn, types, account, "Poison Pill")
+    calls: list[int] = []
+    patient = replace(QUICK, park_after=1000, first_retry=0.2)
+    async with running(db_url, types, [contacts_failing_on("Poison Pill", calls)], patient) as p:
+        await asyncio.sleep(2.0)  # the window we count attempts in, not a synchronization
+        state = p.states["contacts"]
+    # the batch, then one event at a time at 0, 0.2, 0.6 and 1.4 s; the next waits 1.6 s.
+    # (The seed retried every 0.1 s: 20 calls.)
+    assert 3 <= len(calls) <= 5, calls
+    assert state.startswith("retrying: event"), state
+
+
+async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_rendered(
+    db_url, types, conn
+):
+    hostile, other = await sign_up(conn, types), await sign_up(conn, types)
+    hostile_contact = await add_contact(conn, types, hostile, "Eve")
+    other_contact = await add_contact(conn, types, other, "Bob")
+    # stored by an older crm that had no rendering budget at the write
+    payload = {
+        "contact_id": hostile_contact,
+        "account_id": hostile,
+        "meeting_on": "2026-12-24",
+        "notes": HOSTILE_NOTES,
+    }
+    await append(conn, types, "next-meeting-notes-written", payload, hostile)
+    await commands.write_next_meeting_notes(
+        conn, types, other, other_contact, "2026-12-24", "**agenda**"
+    )
+    impatient = Renderer(timeout_scale=0.02)  # a 40 ms hard timeout per 20,000 characters
+    try:
+        async with running(db_url, types, list(ALL), with_renderer=impatient):
+            await wait_until_caught_up(conn, [p.name for p in ALL])
+    finally:
+        impatient.close()
+
+    parked = await parked_rows(conn)
+    assert [(row[0], row[2]) for row in parked] == [
+        ("contacts", hostile_contact),
+        ("meeting_notes_emails", hostile_contact),
+    ]
+    assert all("rendering took longer than" in row[4] for row in parked)
+    cursor = await conn.execute(
+        "SELECT contact_id, next_meeting_notes_html FROM projected_contacts ORDER BY name"
+    )
+    assert await cursor.fetchall() == [
+        (other_contact, "<p><strong>agenda</strong></p>\n"),
+        (hostile_contact, None),
+    ]
+
+
+async def test_a_replay_parks_notes_it_cannot_render_and_reports_them(db_url, types, conn):
+    account = await sign_up(conn, types)
+    contact = await add_contact(conn, types, account, "Eve")
+    payload = {
+        "contact_id": contact,
+        "account_id": account,
+        "meeting_on": "2026-12-24",
+        "notes": HOSTILE_NOTES,
+    }
+    notes = await append(conn, types, "next-meeting-notes-written", payload, account)
+    impatient = Renderer(timeout_scale=0.02)
+    try:
+        result = await rebuild(db_url, types, list(ALL), renderer=impatient)
+    finally:
+        impatient.close()
+
+    assert sorted((i.projection, i.event.position) for i in result.parked) == [
+        ("contacts", notes.position),
+        ("meeting_notes_emails", notes.position),
+    ]
+    cursor = await conn.execute(
+        "SELECT name, next_meeting_notes FROM projected_contacts WHERE contact_id = %s",
+        (contact,),
+    )
+    assert await cursor.fetchone() == ("Eve", None)  # the contact is there, without the notes
+    # with a renderer that has the time (the fix), a replay applies it
+    fixed = await rebuild(db_url, types, list(ALL), renderer=renderer)
+    assert fixed.parked == []
+    assert await parked_rows(conn) == []
+
+
+async def test_a_lost_database_is_retried_without_parking(db_url, types, conn):
+    account = await sign_up(conn, types)
+    async with running(db_url, types, list(ALL)) as projector:
+        await wait_until_caught_up(conn, ["contacts"])
+        for _ in range(3):
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'crm-projector' AND datname = current_database()"
+            )
+            await add_contact(conn, types, account, f"Contact {uuid.uuid4().hex[:6]}")
+        await wait_until_caught_up(conn, [p.name for p in ALL])
+        assert projector.states["contacts"] in ("leading", "standby")
+    assert await parked_rows(conn) == []
+    assert len(await names_in(conn, account)) == 3
