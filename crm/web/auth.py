@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from crm.store import commands
-from crm.web.forms import Form, time_zones
+from crm.web.forms import Form, posted_form, time_zones
+from crm.web.params import a_local_path
 from crm.web.security import (
     check_csrf,
     flash,
@@ -29,8 +30,7 @@ def _page(request: Request, name: str, form: Form, status: int = 200) -> Respons
 
 
 def _next(request: Request) -> str:
-    target = request.query_params.get("next", "/contacts")
-    return target if target.startswith("/") and not target.startswith("//") else "/contacts"
+    return a_local_path(request.query_params.get("next"), "/contacts")
 
 
 async def signup_page(request: Request) -> Response:
@@ -38,12 +38,12 @@ async def signup_page(request: Request) -> Response:
 
 
 async def signup(request: Request) -> Response:
-    data = await request.form()
+    data = await posted_form(request)
     check_csrf(request, data)
     form = Form.read(data, ("email", "time_zone"))
-    password = str(data.get("password") or "")
-    form.values["password"] = ""  # never echoed back
+    password = form.secret(data, "password")
     form.required("email", "time_zone")
+    form.single_line("email", "time_zone")
     form.an_email("email")
     form.at_most("email", 320)
     form.a_time_zone("time_zone")
@@ -83,12 +83,12 @@ async def _account_by_email(request: Request, email: str) -> tuple[str, str] | N
 
 
 async def login(request: Request) -> Response:
-    data = await request.form()
+    data = await posted_form(request)
     check_csrf(request, data)
     form = Form.read(data, ("email",))
-    password = str(data.get("password") or "")
-    form.values["password"] = ""
+    password = form.secret(data, "password")
     form.required("email")
+    form.single_line("email")
     if not password:
         form.fail("password", "is required")
     if not form.ok:
@@ -104,7 +104,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    check_csrf(request, await request.form())
+    check_csrf(request, await posted_form(request))
     request.session.clear()
     flash(request, "You are logged out.")
     return RedirectResponse("/login", status_code=303)

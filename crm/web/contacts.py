@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from crm.store import commands
 from crm.web import reads
-from crm.web.forms import Form
+from crm.web.forms import Form, posted_form
+from crm.web.params import a_choice
 from crm.web.security import check_csrf, current_account, flash
 from crm.web.templating import form_error, templates
 from crm.web.writes import (
@@ -40,6 +41,8 @@ def contact_form() -> Form:
 def checked_contact_form(data: FormData) -> Form:
     form = Form.read(data, CONTACT_FIELDS)
     form.required("name")
+    form.single_line("name", "contact_method")
+    form.multi_line("description")
     form.at_most("name", 200)
     form.at_most("description", 2000)
     form.at_most("contact_method", 500)
@@ -81,7 +84,7 @@ class ContactWrite:
 
 async def contact_write(request: Request) -> ContactWrite:
     account = current_account(request)
-    data = await request.form()
+    data = await posted_form(request)
     check_csrf(request, data)
     contact_id = request.path_params["contact_id"]
     return ContactWrite(
@@ -113,7 +116,7 @@ async def new(request: Request) -> Response:
 
 async def create(request: Request) -> Response:
     account = current_account(request)
-    data = await request.form()
+    data = await posted_form(request)
     check_csrf(request, data)
     form = checked_contact_form(data)
     done = await attempt(
@@ -163,7 +166,7 @@ async def added(request: Request) -> Response:
 async def show(request: Request) -> Response:
     account = current_account(request)
     contact_id = request.path_params["contact_id"]
-    section = request.query_params.get("section", "")
+    section = a_choice(request.query_params.get("section"), SECTIONS, "")
     if section not in SECTIONS:
         context = await contact_context(request, account, contact_id)
         return templates.TemplateResponse(request, "contacts/show.html", context)
@@ -232,7 +235,7 @@ async def update(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     account = current_account(request)
     contact_id = request.path_params["contact_id"]
-    check_csrf(request, await request.form())
+    check_csrf(request, await posted_form(request))
     done = await attempt(
         request,
         Form({}),

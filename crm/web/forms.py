@@ -1,17 +1,38 @@
 """Reading and checking form fields; every problem is reported against the field it concerns."""
 
 import re
+import unicodedata
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 
 from starlette.datastructures import FormData
+from starlette.requests import Request
 
 from crm.store.validation import InvalidPayload
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# What str.splitlines() breaks at; a name carrying one cannot go into an e-mail header.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# Zero-width (non-)joiners are part of spelling in Persian and Indic names and of emoji
+# sequences; every other format character (Cf) is invisible and has no place in one line of
+# text: bidi overrides can show a name as something else, tag characters can hide text.
+_JOINERS = frozenset("\u200c\u200d")
+_MULTI_LINE = frozenset("\t\n\r")  # browsers send a textarea's line breaks as CR LF
+
+
+async def posted_form(request: Request) -> FormData:
+    """The posted form, with any file parts closed at once.
+
+    No form here takes a file (Form.read reports a field sent as one); Starlette keeps file
+    parts open, spooled in memory or on disk, until someone closes them.
+    """
+    data = await request.form()
+    await data.close()
+    return data
 
 
 @cache
@@ -26,12 +47,26 @@ class Form:
 
     @classmethod
     def read(cls, form: FormData, names: tuple[str, ...]) -> "Form":
-        read = cls({name: str(form.get(name) or "").strip() for name in names})
-        for name, value in read.values.items():
-            if "\x00" in value:  # PostgreSQL text cannot hold it: refuse it here, not with a 500
-                read.values[name] = value.replace("\x00", "")
+        read = cls({})
+        for name in names:
+            read.values[name] = read._text(form, name).strip()
+            if "\x00" in read.values[name]:  # PostgreSQL text cannot hold it: refuse, not a 500
+                read.values[name] = read.values[name].replace("\x00", "")
                 read.fail(name, "must not contain NUL characters")
         return read
+
+    def secret(self, form: FormData, name: str) -> str:
+        """A field taken as sent (a password): not trimmed, and never kept to be echoed back."""
+        self.values[name] = ""
+        return self._text(form, name)
+
+    def _text(self, form: FormData, name: str) -> str:
+        value = form.get(name)
+        if value is None or isinstance(value, str):
+            return value or ""
+        # a multipart body may send any field as a file part: str() of it is nobody's text
+        self.fail(name, "must be text, not a file")
+        return ""
 
     def __getitem__(self, name: str) -> str:
         return self.values[name]
@@ -47,6 +82,21 @@ class Form:
         for name in names:
             if not self.values[name]:
                 self.fail(name, "is required")
+
+    def single_line(self, *names: str) -> None:
+        """Refuse line breaks, control and invisible format characters (a name, an e-mail)."""
+        for name in names:
+            self._refuse(name, _breaks_one_line, "must be on one line, without control characters")
+
+    def multi_line(self, *names: str) -> None:
+        """Refuse control characters other than tabs, CR and LF (notes, a description)."""
+        for name in names:
+            self._refuse(name, _not_text, "must not contain control characters")
+
+    def _refuse(self, name: str, refused: Callable[[str], bool], problem: str) -> None:
+        found = next((char for char in self.values[name] if refused(char)), None)
+        if found is not None:
+            self.fail(name, f"{problem} (found {_describe(found)})")
 
     def at_most(self, name: str, length: int) -> None:
         if len(self.values[name]) > length:
@@ -76,3 +126,29 @@ class Form:
         """Errors the event schema found, mapped from payload fields to form fields."""
         for payload_field, problem in error.errors.items():
             self.fail(fields.get(payload_field, payload_field), problem)
+
+
+def _not_text(char: str) -> bool:
+    # Cc: C0/C1 controls, NUL included; Cs: lone surrogates, which cannot be encoded.
+    return char not in _MULTI_LINE and unicodedata.category(char) in ("Cc", "Cs")
+
+
+def _breaks_one_line(char: str) -> bool:
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return char not in _JOINERS
+    return category in ("Cc", "Cs", "Zl", "Zp")
+
+
+def _describe(char: str) -> str:
+    """'a line break, U+2028 LINE SEPARATOR': what was found, in words and as a code point."""
+    name = unicodedata.name(char, "")  # control characters have none
+    return f"{_kind(char)}, U+{ord(char):04X}{' ' + name if name else ''}"
+
+
+def _kind(char: str) -> str:
+    if char in _LINE_BREAKS:
+        return "a line break"
+    if unicodedata.category(char) == "Cf":
+        return "an invisible format character"
+    return "a control character"

@@ -55,6 +55,7 @@ async def record(request: Request) -> Response:
     write = await contact_write(request)
     form = Form.read(write.data, FIELDS)
     form.required("interacted_on", "interaction_notes")
+    form.multi_line("interaction_notes")
     form.a_date("interacted_on")
     form.at_most("interaction_notes", 20000)
     await _day_is_free(request, form, write.account, write.contact_id)

@@ -17,6 +17,7 @@ async def write(request: Request) -> Response:
     posted = await contact_write(request)
     form = Form.read(posted.data, FIELDS)
     form.required("meeting_on", "meeting_notes")
+    form.multi_line("meeting_notes")
     form.a_date("meeting_on")
     form.at_most("meeting_notes", 20000)
     done = await attempt(

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from crm.web.params import a_choice, a_page, a_search_text
+
 PER_PAGE = 50
 CONTACT_SORTS = {
     "name": "lower(name)",
@@ -28,14 +30,12 @@ class Listing:
     def parse(
         cls, params: Any, sorts: dict[str, str], default_sort: str, default_dir: str
     ) -> "Listing":
-        sort = params.get("sort", default_sort)
-        direction = params.get("dir", default_dir)
-        page = params.get("page", "1")
+        """Malformed values fall back (default sort and direction, page 1); a search is cleaned."""
         return cls(
-            sort if sort in sorts else default_sort,
-            direction if direction in ("asc", "desc") else default_dir,
-            params.get("q", "").strip()[:200],
-            int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1,
+            a_choice(params.get("sort"), sorts, default_sort),
+            a_choice(params.get("dir"), ("asc", "desc"), default_dir),
+            a_search_text(params.get("q")),
+            a_page(params.get("page")),
         )
 
     def query(self, **changes: Any) -> str:

@@ -54,10 +54,17 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, form: Any) -> None:
-    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    field = form.get(CSRF_FIELD)
+    sent = field if isinstance(field, str) and field else request.headers.get(CSRF_HEADER, "")
     expected = request.session.get("csrf")
-    if not expected or not secrets.compare_digest(str(sent), str(expected)):
+    if not expected or not secrets.compare_digest(_bytes(sent), _bytes(str(expected))):
         raise CsrfRefused()
+
+
+def _bytes(token: str) -> bytes:
+    # compare_digest refuses str that is not ASCII (TypeError, a 500); bytes compare any token.
+    # surrogatepass: a lone surrogate must still become bytes, just never the expected ones.
+    return token.encode("utf-8", "surrogatepass")
 
 
 def current_account(request: Request) -> str:

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crm.web.params import a_position
 from crm.web.security import LoginRequired, current_account
 from crm.web.writes import services_of
 
@@ -24,8 +25,12 @@ def _message(projection: str, position: int) -> ServerSentEvent:
 
 
 def _last_seen(request: Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or request.query_params.get("since") or ""
-    return int(raw) if raw.isdigit() else None
+    """The position a page last heard (a browser's Last-Event-ID, else ?since=); else None.
+
+    A malformed value counts as absent: the page then hears only news from now on.
+    """
+    header = a_position(request.headers.get("Last-Event-ID"))
+    return header if header is not None else a_position(request.query_params.get("since"))
 
 
 async def stream(request: Request) -> Response:

@@ -18,6 +18,7 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.validation import InvalidPayload
 from crm.web.forms import Form
+from crm.web.params import a_position
 from crm.web.security import flash
 
 WAIT_SECONDS = 2.0
@@ -101,11 +102,14 @@ async def redirect_after_write(
 
 
 async def not_yet(request: Request, names: Sequence[str]) -> bool:
-    """For a fragment asked for with ?after=P: True while the projections are behind P."""
-    after = request.query_params.get("after", "")
-    if not after.isdigit():
+    """For a fragment asked for with ?after=P: True while the projections are behind P.
+
+    A malformed P counts as absent: the fragment is answered as it is now.
+    """
+    after = a_position(request.query_params.get("after"))
+    if after is None:
         return False
-    return not await projections_reached(services_of(request), names, int(after))
+    return not await projections_reached(services_of(request), names, after)
 
 
 def still_pending() -> Response:

@@ -1,0 +1,67 @@
+"""Query parameters and headers, parsed: anything malformed is a documented fallback, never a 500.
+
+Each helper takes the raw value (None when absent) and returns what the app may use. URLs and
+headers are written by anyone, so nothing here raises: a value that does not parse is treated
+as absent (or as the fallback the helper names), the way a hand-edited URL deserves.
+"""
+
+import re
+import unicodedata
+from collections.abc import Container
+
+# ASCII digits only: str.isdigit() accepts "²" and other Unicode digits that int() refuses, and
+# int() refuses more than 4,300 digits. 18 digits always fit PostgreSQL's bigint.
+_POSITION = re.compile(r"[0-9]{1,18}")
+LAST_PAGE = 999_999  # 50 million rows in: no list is that long, and OFFSET stays small
+SEARCH_LENGTH = 200
+LOCAL_PATH_LENGTH = 2_000
+
+
+def a_position(raw: str | None) -> int | None:
+    """A position in the event log (0 or more, at most 18 digits); None if absent or malformed."""
+    if raw is None or not _POSITION.fullmatch(raw):
+        return None
+    return int(raw)
+
+
+def a_page(raw: str | None) -> int:
+    """A page number from 1 to LAST_PAGE; anything else (absent, 0, "²", 5,000 digits) is 1."""
+    page = a_position(raw)
+    return page if page is not None and 1 <= page <= LAST_PAGE else 1
+
+
+def a_choice(raw: str | None, choices: Container[str], default: str) -> str:
+    """raw if it is one of choices (a sort, a direction, a section), else default."""
+    return raw if raw is not None and raw in choices else default
+
+
+def _is_control(char: str) -> bool:
+    # Cc: C0/C1 controls, NUL (which PostgreSQL text cannot hold) and line breaks; Cs: lone
+    # surrogates, which cannot be encoded to send anywhere.
+    return unicodedata.category(char) in ("Cc", "Cs")
+
+
+def a_search_text(raw: str | None) -> str:
+    """Search words: control characters made spaces, trimmed, at most SEARCH_LENGTH characters.
+
+    Cleaned rather than refused: a search box has no field to put an error beside, and names
+    cannot contain control characters (the forms refuse them), so they could never match.
+    """
+    text = "".join(" " if _is_control(char) else char for char in raw or "")
+    return text.strip()[:SEARCH_LENGTH]
+
+
+def a_local_path(raw: str | None, default: str) -> str:
+    """A path on this site to go to next ("/contacts?page=2"); anything else is default.
+
+    "//host" and "/\\host" are read by browsers as another site, so both are refused.
+    """
+    if (
+        raw is None
+        or not raw.startswith("/")
+        or raw[1:2] in ("/", "\\")
+        or len(raw) > LOCAL_PATH_LENGTH
+        or any(_is_control(char) for char in raw)
+    ):
+        return default
+    return raw
