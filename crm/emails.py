@@ -1,8 +1,10 @@
 """python -m crm.emails: see or send the morning meeting-notes e-mails that are due.
 
 Uses the same code as the scheduled job in the app. --now acts as if it were that moment (an
-ISO datetime; without an offset it is taken as UTC). Uses DATABASE_URL, or the embedded
-PostgreSQL in CRM_DATA_DIR; CRM_SMTP_URL, CRM_MAIL_FROM and CRM_EMAIL_HOUR as the app does.
+ISO datetime; without an offset it is taken as UTC). --dry-run also says which due e-mails
+cannot be composed, and why the last attempt failed for those that failed before. Uses
+DATABASE_URL, or the embedded PostgreSQL in CRM_DATA_DIR; CRM_SMTP_URL, CRM_MAIL_FROM and
+CRM_EMAIL_HOUR as the app does.
 """
 
 import argparse
@@ -16,6 +18,8 @@ from psycopg_pool import AsyncConnectionPool
 from crm import settings as settings_module
 from crm.bootstrap import morning_email_job, prepare_database
 from crm.database import open_database
+from crm.jobs.mail import one_line
+from crm.jobs.morning_email import DueEmail, MorningEmail, compose_error
 from crm.projections.accounts import ACCOUNTS
 from crm.projections.meeting_notes_emails import MEETING_NOTES_EMAILS
 from crm.projections.projector import catch_up
@@ -29,6 +33,21 @@ def _moment(text: str) -> datetime:
             f"expected an ISO datetime like 2026-12-03T07:30+01:00, got {text!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _shown(email: DueEmail) -> str:
+    # names and addresses come from stored events: no line breaks or escape sequences in output
+    return f"to {one_line(email.to, 320)} about {one_line(email.contact_name, 200)!r}"
+
+
+def _dry_run(job: MorningEmail, due: list[DueEmail], now: datetime) -> None:
+    print(f"{len(due)} e-mail(s) due at {now.isoformat()}:")
+    for email in due:
+        print(f"  {_shown(email)}, meeting on {email.meeting_on}")
+        if problem := compose_error(email, job.sender):
+            print(f"    would fail: {problem}")
+        if email.last_error:
+            print(f"    last attempt failed: {email.last_error}")
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -53,19 +72,19 @@ async def _run(url: str, settings: settings_module.Settings, args: argparse.Name
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
         job = morning_email_job(settings, pool, types)
         if args.dry_run:
-            due = await job.due(now)
-            print(f"{len(due)} e-mail(s) due at {now.isoformat()}:")
-            for email in due:
-                print(f"  to {email.to}: meeting with {email.contact_name} on {email.meeting_on}")
+            _dry_run(job, await job.due(now), now)
             return 0
         report = await job.run(now)
     print(
         f"at {now.isoformat()}: {len(report.due)} due, {len(report.sent)} sent, "
-        f"{len(report.skipped)} already sent or being sent, {len(report.failed)} failed"
+        f"{len(report.skipped)} already sent, being sent or waiting to retry, "
+        f"{len(report.failed)} failed"
     )
     for email, error in report.failed:
-        print(f"  failed: to {email.to} about {email.contact_name}: {error}", file=sys.stderr)
-    return 1 if report.failed else 0
+        print(f"  failed: {_shown(email)}: {error}", file=sys.stderr)
+    if report.error:
+        print(f"the run stopped: {report.error}", file=sys.stderr)
+    return 1 if report.failed or report.error else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,16 @@
 
 import asyncio
 import email
+import json
 import os
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from email import policy
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -15,12 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import HealthCheck, given, settings
+from hypothesis_jsonschema import from_schema
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 import crm.jobs.morning_email as morning_email_module
+import crm.store.events as events_module
+from crm import ROOT
 from crm.jobs.mail import SmtpTransport
-from crm.jobs.morning_email import LEASE, MorningEmail
+from crm.jobs.morning_email import LEASE, DueEmail, MorningEmail, compose
 from crm.projections.projector import catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
@@ -34,6 +42,15 @@ UTC = ZoneInfo("UTC")
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.refused: set[str] = set()  # recipients answered "550", as for an unknown mailbox
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
@@ -329,3 +346,264 @@ def test_the_app_runs_the_job_at_start_up(db_url, types, smtp, tmp_path: Path, v
         (eml,) = outbox.iterdir()
         assert "Your meeting with Ada today" in eml.read_text()
         assert f"morning e-mails are written to {outbox}" in log
+
+
+# One contact's name, one account's address, one server's refusal: none stops the others.
+
+DAY = "2026-12-03"
+MORNING = "2026-12-03T06:30:00+00:00"  # 07:30 in Paris
+SENDER = "crm@example.com"
+
+
+@contextmanager
+def stored_before_the_write_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Write events as they may have been stored before names and addresses were checked at the
+    write: however strict the schema or the form is now, those events stay and are sent."""
+    with monkeypatch.context() as patched:
+        patched.setattr(events_module, "validate_payload", lambda event_type, payload: None)
+        yield
+
+
+def due_email(name: str, notes: str = "notes") -> DueEmail:
+    ids = "00000000-0000-4000-8000-00000000000"
+    return DueEmail(ids + "1", ids + "2", "me@example.com", name, DAY, notes, "<p>notes</p>")
+
+
+def reread(message: Any) -> Message:
+    return email.message_from_bytes(bytes(message), policy=policy.default)
+
+
+def _breaks_a_line(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category in ("Cc", "Cs", "Zl", "Zp") or (category == "Cf" and char not in "\u200c\u200d")
+
+
+HOSTILE_NAMES = {
+    "line feed": "Eve\nMallory",
+    "carriage return": "Eve\rMallory",
+    "header injection": "Eve\r\nBcc: spy@example.com",
+    "vertical tab": "Eve\x0bMallory",
+    "form feed": "Eve\x0cMallory",
+    "file, group, record separators": "Eve\x1c\x1d\x1eMallory",
+    "next line": "Eve\x85Mallory",
+    "line separator": "Eve\u2028Mallory",
+    "paragraph separator": "Eve\u2029Mallory",
+    "NUL, bell, escape": "Eve\x00\x07\x1b[31mMallory",
+    "DEL and C1 controls": "Eve\x7f\x80\x9fMallory",
+    "bidi override": "Eve \u202eyrollaM",
+    "bidi isolates": "\u2066Eve\u2069 \u2067Mallory\u2069",
+    "BOM and zero-width space": "\ufeffEve\u200bMallory",
+    "lone surrogate": "Eve\ud800Mallory",
+    "nothing printable": "\x00\r\n\u2028\u202e",
+    "markup": "<script>alert('Eve')</script> & Mallory",
+    "200 line separators and letters": "E\u2028" * 100,
+    "200 emoji": "\U0001f600" * 200,
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES.values(), ids=HOSTILE_NAMES.keys())
+def test_any_name_is_composed_into_one_clean_subject_line_and_escaped_html(name: str):
+    message = reread(compose(due_email(name), SENDER))
+    subject = message["Subject"].lstrip()  # a long Subject may be folded before its first word
+    assert subject.startswith("Your meeting with ") and subject.endswith(f" today ({DAY})")
+    assert len(subject) <= 120 and not any(map(_breaks_a_line, subject)), repr(subject)
+    assert message["To"] == "me@example.com" and message["Bcc"] is None
+    page = message.get_body(("html",)).get_content()
+    assert "<script>" not in page and "\u202e" not in page
+
+
+def test_a_name_keeps_its_letters_and_joiners():
+    message = reread(compose(due_email("Eve\u2028Mallory \U0001f469\u200d\U0001f4bb"), SENDER))
+    assert (
+        message["Subject"]
+        == f"Your meeting with Eve Mallory \U0001f469\u200d\U0001f4bb today ({DAY})"
+    )
+
+
+def _schema_property(event_type: str, name: str) -> dict[str, Any]:
+    schema = json.loads((ROOT / "schemas" / f"{event_type}.v1.json").read_text())
+    return schema["properties"][name]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=from_schema(_schema_property("contact-created", "name")),
+    notes=from_schema(_schema_property("next-meeting-notes-written", "notes")),
+)
+def test_every_name_and_notes_the_schemas_allow_compose(name: str, notes: str):
+    message = reread(compose(due_email(name, notes), SENDER))
+    assert not any(map(_breaks_a_line, message["Subject"]))
+
+
+async def test_a_name_with_line_breaks_in_one_account_stops_no_email_of_another(
+    db_url, types, conn, pool, smtp, monkeypatch
+):
+    """The reported case: 'Eve\\u2028Mallory' aborted the run, and 5 of another account's 8
+    e-mails were never sent."""
+    mallory = await account(conn, types, "mallory@example.com", "Europe/Paris")
+    with stored_before_the_write_checked(monkeypatch):
+        await contact_with_notes(conn, types, mallory, "Eve\u2028Mallory", DAY, "notes")
+        await contact_with_notes(conn, types, mallory, "Eve\r\nBcc: spy@example.com\x0b", DAY, "")
+    alice = await account(conn, types, "alice@example.com", "Europe/Paris")
+    for n in range(8):
+        await contact_with_notes(conn, types, alice, f"Contact {n}", DAY, f"notes {n}")
+    await project(db_url, types)
+    report = await job_for(pool, types, smtp).run(at(MORNING))
+    assert report.failed == [] and len(report.sent) == 10
+    to_alice = [m for m in smtp.inbox.messages if m["To"] == "alice@example.com"]
+    assert len(to_alice) == 8
+    subjects = {m["Subject"] for m in smtp.inbox.messages if m["To"] == "mallory@example.com"}
+    assert subjects == {
+        f"Your meeting with Eve Mallory today ({DAY})",
+        f"Your meeting with Eve Bcc: spy@example.com today ({DAY})",
+    }
+    assert all(m["Bcc"] is None for m in smtp.inbox.messages)
+
+
+async def test_a_recipient_the_server_refuses_fails_alone_and_is_retried_later(
+    db_url, types, conn, pool, smtp
+):
+    for address in ("ann@example.com", "bob@example.com", "cat@example.com"):
+        owner = await account(conn, types, address, "Europe/Paris")
+        await contact_with_notes(conn, types, owner, f"Friend of {address}", DAY, "notes")
+    await project(db_url, types)
+    smtp.inbox.refused.add("bob@example.com")
+    job = job_for(pool, types, smtp)
+
+    first = await job.run(at("2026-12-03T06:00:00+00:00"))
+    assert sorted(e.to for e in first.sent) == ["ann@example.com", "cat@example.com"]
+    ((refused, reason),) = first.failed
+    assert refused.to == "bob@example.com"
+    assert reason.startswith("cannot send: SMTPRecipientsRefused") and "550" in reason
+    assert [m["To"] for m in smtp.inbox.messages] == ["ann@example.com", "cat@example.com"]
+
+    waiting = await job.run(at("2026-12-03T06:00:30+00:00"))  # within the backoff
+    assert not waiting.sent and not waiting.failed
+    assert [(e.to, why) for e, why in waiting.failing] == [("bob@example.com", reason)]
+
+    smtp.inbox.refused.clear()
+    retried = await job.run(at("2026-12-03T06:02:00+00:00"))
+    assert [e.to for e in retried.sent] == ["bob@example.com"] and retried.failing == []
+    cursor = await conn.execute(
+        "SELECT attempts, status, last_error FROM meeting_email_claims ORDER BY attempts"
+    )
+    assert await cursor.fetchall() == [(1, "sent", None), (1, "sent", None), (2, "sent", None)]
+
+
+async def test_an_unexpected_error_with_one_email_is_reported_and_the_run_goes_on(
+    db_url, types, conn, pool, smtp, monkeypatch
+):
+    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    for name in ("Ada", "Bea", "Cy"):
+        await contact_with_notes(conn, types, paris, name, DAY, "notes")
+    await project(db_url, types)
+    record_sent = morning_email_module.record_sent
+
+    async def fails_for_bea(conn: Any, types: Any, due: DueEmail, message_id: str) -> None:
+        if due.contact_name == "Bea":
+            raise RuntimeError("the database went away")
+        await record_sent(conn, types, due, message_id)
+
+    monkeypatch.setattr(morning_email_module, "record_sent", fails_for_bea)
+    job = job_for(pool, types, smtp)
+    report = await job.run(at(MORNING))
+    assert sorted(e.contact_name for e in report.sent) == ["Ada", "Cy"]
+    assert [(e.contact_name, why) for e, why in report.failed] == [
+        ("Bea", "unexpected: RuntimeError('the database went away')")
+    ]
+    assert job.last_run == (at(MORNING), report)
+
+
+async def test_a_run_that_stops_early_is_recorded_with_its_reason(types, pool, smtp):
+    async def projections_unreachable() -> None:
+        raise ConnectionError("the projections could not be asked")
+
+    job = job_for(pool, types, smtp)
+    job.before_run = projections_unreachable
+    report = await job.run(at(MORNING))
+    assert report.error == "ConnectionError('the projections could not be asked')"
+    assert job.last_run == (at(MORNING), report)
+
+
+def test_the_emails_command_says_what_would_fail_and_what_failed_before(
+    db_url, types, smtp, tmp_path: Path, monkeypatch
+):
+    async def setup() -> None:
+        async with await AsyncConnection.connect(db_url, autocommit=True) as c:
+            with stored_before_the_write_checked(monkeypatch):
+                broken = await account(c, types, "eve\r\n@example.com", "Europe/Paris")
+            await contact_with_notes(c, types, broken, "Ada", DAY, "secret notes")
+            refused = await account(c, types, "bob@example.com", "Europe/Paris")
+            await contact_with_notes(c, types, refused, "Bea", DAY, "secret notes")
+            fine = await account(c, types, "cat@example.com", "Europe/Paris")
+            await contact_with_notes(c, types, fine, "Cy", DAY, "secret notes")
+
+    asyncio.run(setup())
+    smtp.inbox.refused.add("bob@example.com")
+    env = {**os.environ, "DATABASE_URL": db_url, "CRM_SMTP_URL": smtp.url}
+    env["CRM_DATA_DIR"] = str(tmp_path)
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crm.emails", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    before = command("--dry-run", "--now", MORNING)
+    assert before.returncode == 0 and "3 e-mail(s) due" in before.stdout
+    assert "would fail: cannot compose: ValueError" in before.stdout
+    assert "last attempt failed" not in before.stdout and "\r" not in before.stdout
+
+    sent = command("--send-due", "--now", MORNING)
+    assert sent.returncode == 1 and "3 due, 1 sent" in sent.stdout
+    assert "to eve @example.com about 'Ada': cannot compose: ValueError" in sent.stderr
+    assert "to bob@example.com about 'Bea': cannot send: SMTPRecipientsRefused" in sent.stderr
+
+    after = command("--dry-run", "--now", "2026-12-03T06:31:00+00:00")
+    assert "2 e-mail(s) due" in after.stdout and "secret notes" not in after.stdout
+    blocks = after.stdout.split("\n  to ")[1:]
+    (ada,) = [block for block in blocks if "'Ada'" in block]
+    (bea,) = [block for block in blocks if "'Bea'" in block]
+    assert ada.startswith("eve @example.com about 'Ada'")
+    assert "would fail: cannot compose: ValueError" in ada
+    assert "last attempt failed: cannot compose: ValueError" in ada
+    assert bea.startswith("bob@example.com about 'Bea'") and "would fail" not in bea
+    assert "last attempt failed: cannot send: SMTPRecipientsRefused" in bea and "550" in bea
+
+
+def test_health_lists_a_failing_email_without_its_address_or_notes(
+    db_url, types, smtp, tmp_path: Path, monkeypatch
+):
+    today = datetime.now(UTC).date().isoformat()
+    ids: dict[str, str] = {}
+
+    async def setup() -> None:
+        async with await AsyncConnection.connect(db_url, autocommit=True) as c:
+            ann = await account(c, types, "ann@example.com", "UTC")
+            with stored_before_the_write_checked(monkeypatch):
+                await contact_with_notes(c, types, ann, "Eve\u2028Mallory", today, "secret notes")
+            bob = await account(c, types, "bob@example.com", "UTC")
+            ids["bea"] = await contact_with_notes(c, types, bob, "Bea", today, "secret notes")
+
+    asyncio.run(setup())
+    smtp.inbox.refused.add("bob@example.com")
+    env = {"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path), "CRM_EMAIL_HOUR": "0"}
+    app = App({**env, "CRM_SMTP_URL": smtp.url}).start()
+    try:
+        deadline = time.monotonic() + 20
+        while (job := app.health()["morning_email"]) is None or not job["failing"]:
+            assert time.monotonic() < deadline, f"/health does not report the failure: {job}"
+            time.sleep(0.1)
+    finally:
+        app.stop()
+    assert job["error"] is None and job["failing_count"] == 1
+    ((failing),) = job["failing"]
+    assert failing["contact_id"] == ids["bea"] and failing["meeting_on"] == today
+    assert failing["reason"].startswith("cannot send: SMTPRecipientsRefused")
+    assert "550" in failing["reason"] and "<recipient>" in failing["reason"]
+    assert "bob@example.com" not in json.dumps(job) and "secret" not in json.dumps(job)
+    (sent,) = smtp.inbox.messages
+    assert sent["Subject"] == f"Your meeting with Eve Mallory today ({today})"

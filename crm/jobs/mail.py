@@ -3,6 +3,7 @@
 import logging
 import smtplib
 import ssl
+import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -10,6 +11,31 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
+# Zero-width (non-)joiners are format characters that spell words in Persian and Indic scripts
+# and join emoji; they cannot break a line or reorder text, so one_line keeps them.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text fit for a header or a single line of output, whatever a stored event holds.
+
+    EmailMessage refuses header values with line breaks (CR, LF, VT, FF, U+001C-1E, U+0085,
+    U+2028/2029) and cannot encode lone surrogates; bidi overrides would reorder what follows
+    them. Line breaks and other control characters become spaces, format characters (bidi
+    controls, BOM, soft hyphen) and surrogates are dropped, whitespace runs become one space,
+    and the result is cut to `limit` characters, an ellipsis marking the cut.
+    """
+    line = " ".join("".join(map(_in_one_line, text)).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+def _in_one_line(char: str) -> str:
+    category = unicodedata.category(char)
+    if category in ("Cc", "Zl", "Zp"):
+        return " "
+    if category in ("Cf", "Cs") and char not in _JOINERS:
+        return ""
+    return char
 
 
 class Transport(Protocol):

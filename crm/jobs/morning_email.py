@@ -12,12 +12,19 @@ Exactly once, as far as SMTP allows (docs/architecture.md, "The morning e-mail")
 An SMTP failure releases the claim with a backoff. A process that dies between 2 and 3 leaves a
 claim whose lease runs out; the next run sends again, with the same Message-ID, so mail clients
 that deduplicate by Message-ID show it once. That window is the only way to get two e-mails.
+
+One e-mail never stops the others: whatever goes wrong with one (it cannot be composed, the
+server refuses it, the database fails while recording it) is reported with its reason and the run
+goes on. A message that cannot be composed is released with the same backoff as a refused one:
+the retry is cheap, an edit of the contact or account can fix it, and the backoff keeps it from
+filling the log every minute.
 """
 
 import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -28,7 +35,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crm.jobs.mail import Transport
+from crm.jobs.mail import Transport, one_line
 from crm.store.entities import ensure_process
 from crm.store.event_types import EventTypes
 from crm.store.events import append
@@ -37,6 +44,9 @@ log = logging.getLogger(__name__)
 PROCESS_NAME = "morning-email"
 LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(hours=1)
+NAME_LIMIT = 200  # characters of a contact's name in the body: contact-created's maxLength
+SUBJECT_NAME_LIMIT = 80  # and in the Subject, which stays one line in a list of messages
+NO_NAME = "(no name)"  # a name of nothing but control characters
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class DueEmail:
     meeting_on: str
     notes: str
     notes_html: str
+    last_error: str | None = None  # why the last attempt failed, if it did and none succeeded
 
     def message_id(self, sender_domain: str) -> str:
         return (
@@ -59,8 +70,15 @@ class DueEmail:
 class RunReport:
     due: list[DueEmail]
     sent: list[DueEmail]
-    failed: list[tuple[DueEmail, str]]
-    skipped: list[DueEmail]  # claimed by another run, or already sent
+    failed: list[tuple[DueEmail, str]]  # in this run, with the reason
+    skipped: list[DueEmail]  # claimed by another run, already sent, or backing off
+    error: str | None = None  # why the run stopped before looking at every due e-mail
+
+    @property
+    def failing(self) -> list[tuple[DueEmail, str]]:
+        """Due e-mails whose last attempt failed: in this run, or before and now backing off."""
+        before = [(email, email.last_error) for email in self.skipped if email.last_error]
+        return self.failed + before
 
 
 async def due_emails(conn: AsyncConnection[Any], now: datetime, hour: int) -> list[DueEmail]:
@@ -69,9 +87,11 @@ async def due_emails(conn: AsyncConnection[Any], now: datetime, hour: int) -> li
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT e.contact_id::text, e.account_id::text, a.email AS to, a.time_zone,"
-        " e.contact_name, e.meeting_on, e.notes, e.notes_html"
+        " e.contact_name, e.meeting_on, e.notes, e.notes_html, c.last_error"
         " FROM projected_meeting_notes_emails e"
         " JOIN projected_accounts a USING (account_id)"
+        " LEFT JOIN meeting_email_claims c"
+        " ON c.contact_id = e.contact_id AND c.meeting_on = e.meeting_on AND c.status <> 'sent'"
         " WHERE e.meeting_on BETWEEN %(day)s::date - 1 AND %(day)s::date + 1"
         " ORDER BY e.meeting_on, e.contact_id",
         {"day": now.astimezone(UTC).date()},
@@ -85,27 +105,54 @@ async def due_emails(conn: AsyncConnection[Any], now: datetime, hour: int) -> li
 
 
 def compose(email: DueEmail, sender: str) -> EmailMessage:
+    """The message for one due e-mail.
+
+    The contact's name is whatever its event's schema allowed (line breaks, control and bidi
+    characters, 200 characters): it is made one clean line everywhere and escaped in HTML. The
+    account's address is used as stored, never rewritten: one that is not a valid header value
+    makes this raise, and the job reports that e-mail as failed.
+    """
+    name = one_line(email.contact_name, NAME_LIMIT) or NO_NAME
+    short_name = one_line(email.contact_name, SUBJECT_NAME_LIMIT) or NO_NAME
     message = EmailMessage()
-    message["Subject"] = f"Your meeting with {email.contact_name} today ({email.meeting_on})"
+    message["Subject"] = f"Your meeting with {short_name} today ({email.meeting_on})"
     message["From"] = sender
     message["To"] = email.to
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = email.message_id(sender.rpartition("@")[2] or "crm.local")
+    message["Message-ID"] = email.message_id(_domain(sender))
     message.set_content(
-        f"You meet {email.contact_name} today, {email.meeting_on}.\n\n"
-        f"Your notes:\n\n{email.notes}\n\n-- \ncrm\n"
+        f"You meet {name} today, {email.meeting_on}.\n\n"
+        f"Your notes:\n\n{_encodable(email.notes)}\n\n-- \ncrm\n"
     )
     message.add_alternative(
-        f"<p>You meet <strong>{_escape(email.contact_name)}</strong> today, "
-        f"{email.meeting_on}.</p><h2>Your notes</h2>{email.notes_html}"
+        f"<p>You meet <strong>{html.escape(name)}</strong> today, "
+        f"{email.meeting_on}.</p><h2>Your notes</h2>{_encodable(email.notes_html)}"
         '<p style="color:#666">-- crm</p>',
         subtype="html",
     )
     return message
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def compose_error(email: DueEmail, sender: str) -> str | None:
+    """Why compose() fails for this e-mail, or None: what a dry run reports."""
+    try:
+        compose(email, sender)
+    except Exception as error:
+        return _cannot("compose", error)
+    return None
+
+
+def _domain(sender: str) -> str:
+    return sender.rpartition("@")[2] or "crm.local"
+
+
+def _encodable(text: str) -> str:
+    # a lone surrogate cannot be encoded as UTF-8; PostgreSQL never stores one, a str can hold it
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _cannot(step: str, error: Exception) -> str:
+    return f"cannot {step}: {error!r}"
 
 
 async def claim(
@@ -188,45 +235,67 @@ class MorningEmail:
             return await due_emails(conn, now, self.hour)
 
     async def run(self, now: datetime | None = None) -> RunReport:
+        """Send what is due; never raises for one e-mail, and always records last_run."""
         now = now or datetime.now().astimezone()
-        if self.before_run is not None:
-            await self.before_run()
-        due = await self.due(now)
-        report = RunReport(due, [], [], [])
-        for email in due:
-            await self._send_one(email, now, report)
+        report = RunReport([], [], [], [])
+        try:
+            if self.before_run is not None:
+                await self.before_run()
+            report.due.extend(await self.due(now))
+            for email in report.due:
+                await self._send_isolated(email, now, report)
+        except Exception as error:
+            log.exception("the morning e-mail run at %s stopped", now.isoformat())
+            report = replace(report, error=repr(error))
         self.last_run = (now, report)
         return report
 
+    async def _send_isolated(self, email: DueEmail, now: datetime, report: RunReport) -> None:
+        try:
+            await self._send_one(email, now, report)
+        except Exception as error:
+            # e.g. the database failed while claiming or recording: the claim's lease decides
+            # when it is tried again, as after a crash
+            log.exception("the morning e-mail about contact %s failed", email.contact_id)
+            report.failed.append((email, f"unexpected: {error!r}"))
+
     async def _send_one(self, email: DueEmail, now: datetime, report: RunReport) -> None:
-        message = compose(email, self.sender)
-        message_id = str(message["Message-ID"])
+        message_id = email.message_id(_domain(self.sender))
         async with self.pool.connection() as conn:
             await conn.set_autocommit(True)
             try:
                 if not await claim(conn, email, message_id, now):
                     report.skipped.append(email)
                     return
-                try:
-                    # smtplib blocks: keep it off the event loop, so web requests never wait
-                    await asyncio.to_thread(self.transport.send, message)
-                except Exception as error:
+                if reason := await self._compose_and_send(email):
                     log.warning(
-                        "morning e-mail to %s about %s failed, will retry: %r",
-                        email.to,
-                        email.contact_name,
-                        error,
+                        "the morning e-mail about contact %s (%s) failed, will retry: %s",
+                        email.contact_id,
+                        email.meeting_on,
+                        reason,
                     )
-                    await release_after_failure(conn, email, now, repr(error))
-                    report.failed.append((email, repr(error)))
+                    await release_after_failure(conn, email, now, reason)
+                    report.failed.append((email, reason))
                     return
                 await record_sent(conn, self.types, email, message_id)
                 log.info(
-                    "sent the morning e-mail to %s about %s (%s)",
-                    email.to,
-                    email.contact_name,
+                    "sent the morning e-mail about contact %s (%s)",
+                    email.contact_id,
                     email.meeting_on,
                 )
                 report.sent.append(email)
             finally:
                 await conn.set_autocommit(False)
+
+    async def _compose_and_send(self, email: DueEmail) -> str | None:
+        """None once the server accepted the message, else why not."""
+        try:
+            message = compose(email, self.sender)
+        except Exception as error:
+            return _cannot("compose", error)
+        try:
+            # smtplib blocks: keep it off the event loop, so web requests never wait
+            await asyncio.to_thread(self.transport.send, message)
+        except Exception as error:
+            return _cannot("send", error)
+        return None
