@@ -1,7 +1,8 @@
 """The commands of the CRM: each checks what must hold now and appends one event.
 
-Every command runs in one transaction: the write-side checks (contact_keys, entities) and the
-event commit together or not at all.
+Every command runs in one transaction: the write-side checks (contact_keys, interaction_keys,
+entities) and the event commit together or not at all. Only these tables say whether a contact
+exists and whose it is; projections may lag and are never asked.
 """
 
 import uuid
@@ -57,11 +58,17 @@ def _name_taken() -> CommandRefused:
     return CommandRefused("you already have a contact with this name", "name")
 
 
-def _check_contact_id(contact_id: str) -> None:
+def _is_contact_id(value: str) -> bool:
     try:
-        uuid.UUID(contact_id)
+        uuid.UUID(value)
     except ValueError:
-        raise ContactNotFound() from None
+        return False
+    return True
+
+
+def _check_contact_id(contact_id: str) -> None:
+    if not _is_contact_id(contact_id):
+        raise ContactNotFound()
 
 
 async def _save_contact(
@@ -126,13 +133,25 @@ async def edit_contact(
     )
 
 
+_OWN_CONTACT = "SELECT 1 FROM contact_keys WHERE contact_id = %s AND account_id = %s"
+
+
+async def owns_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> bool:
+    """Whether the account has this contact now: the write side's answer, never behind.
+
+    For a form about a contact that runs no command (it was invalid); a command checks the
+    contact itself, in its own transaction.
+    """
+    if not _is_contact_id(contact_id):
+        return False
+    cursor = await conn.execute(_OWN_CONTACT, (contact_id, account_id))
+    return await cursor.fetchone() is not None
+
+
 async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> None:
     """Refuse a contact that does not exist or is another account's (both look the same)."""
     _check_contact_id(contact_id)
-    cursor = await conn.execute(
-        "SELECT 1 FROM contact_keys WHERE contact_id = %s AND account_id = %s FOR UPDATE",
-        (contact_id, account_id),
-    )
+    cursor = await conn.execute(_OWN_CONTACT + " FOR UPDATE", (contact_id, account_id))
     if await cursor.fetchone() is None:
         raise ContactNotFound()
 
@@ -171,11 +190,40 @@ async def record_interaction(
     contact_id: str,
     interacted_on: str,
     notes: str,
+    replace: bool = False,
 ) -> Done:
-    fields = {"interacted_on": interacted_on, "notes": notes}
-    return await _append_about_contact(
-        conn, types, "interaction-recorded", account_id, contact_id, fields, account_id
+    """Record what happened on a day (ISO date, checked by the caller). The key is contact + day:
+    a day that already has one is refused unless `replace` says to replace that day's notes.
+
+    interaction_keys answers, in this transaction: exact at once, however far the interactions
+    projection lags. The contact's row lock serializes two records for the same contact.
+    """
+    async with conn.transaction():
+        await _lock_own_contact(conn, account_id, contact_id)
+        if not await _claim_day(conn, contact_id, interacted_on) and not replace:
+            raise CommandRefused(
+                "already has an interaction with this contact; tick "
+                "'Replace that day's notes' to update it",
+                "interacted_on",
+            )
+        payload = {
+            "contact_id": contact_id,
+            "account_id": account_id,
+            "interacted_on": interacted_on,
+            "notes": notes,
+        }
+        appended = await append(conn, types, "interaction-recorded", payload, account_id)
+    return Done(appended, contact_id)
+
+
+async def _claim_day(conn: AsyncConnection[Any], contact_id: str, day: str) -> bool:
+    """Add the contact's key for a day; False when the day already had one."""
+    cursor = await conn.execute(
+        "INSERT INTO interaction_keys (contact_id, interacted_on) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (contact_id, day),
     )
+    return cursor.rowcount == 1
 
 
 async def write_next_meeting_notes(

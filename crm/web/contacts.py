@@ -14,6 +14,7 @@ from crm.web.params import a_choice
 from crm.web.security import check_csrf, current_account, flash
 from crm.web.templating import form_error, templates
 from crm.web.writes import (
+    Command,
     NotFound,
     attempt,
     is_htmx,
@@ -49,11 +50,15 @@ def checked_contact_form(data: FormData) -> Form:
     return form
 
 
+def interaction_form() -> Form:
+    return Form({"interacted_on": "", "interaction_notes": "", "replace": ""})
+
+
 def blank_forms(contact: dict[str, Any]) -> dict[str, Form]:
     """The forms of a contact's page, filled with what the contact has now."""
     return {
         "edit_form": Form({name: contact[name] for name in CONTACT_FIELDS}),
-        "interaction_form": Form({"interacted_on": "", "interaction_notes": "", "replace": ""}),
+        "interaction_form": interaction_form(),
         "notes_form": Form(
             {
                 "meeting_on": str(contact["next_meeting_on"] or ""),
@@ -63,32 +68,93 @@ def blank_forms(contact: dict[str, Any]) -> dict[str, Form]:
     }
 
 
+def not_shown_yet(contact_id: str) -> dict[str, Any]:
+    """A contact the write side has and the contacts projection does not show yet (created a
+    moment ago, or the projection is stalled): its id, and nothing else known."""
+    return {
+        "contact_id": contact_id,
+        **dict.fromkeys(CONTACT_FIELDS, ""),
+        "next_meeting_on": None,
+        "next_meeting_notes": None,
+    }
+
+
+def _page(contact: dict[str, Any], interactions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"contact": contact, "interactions": interactions, **blank_forms(contact)}
+
+
 async def contact_context(request: Request, account: str, contact_id: str) -> dict[str, Any]:
+    """A contact's page, read from the projections: 404 while they do not show the contact."""
     async with services_of(request).pool.connection() as conn:
         row = await reads.contact(conn, account, contact_id)
         if row is None:
             raise NotFound()
         interactions = await reads.contact_interactions(conn, account, contact_id)
-    return {"contact": row, "interactions": interactions, **blank_forms(row)}
+    return _page(row, interactions)
 
 
 @dataclass(frozen=True)
 class ContactWrite:
-    """A form posted about one of the account's contacts, with that contact's page context."""
+    """A form posted about a contact; whether it is the account's is not known yet."""
 
     account: str
     contact_id: str
     data: FormData
-    context: dict[str, Any]
 
 
 async def contact_write(request: Request) -> ContactWrite:
     account = current_account(request)
     data = await posted_form(request)
     check_csrf(request, data)
-    contact_id = request.path_params["contact_id"]
-    return ContactWrite(
-        account, contact_id, data, await contact_context(request, account, contact_id)
+    return ContactWrite(account, request.path_params["contact_id"], data)
+
+
+async def attempt_on_contact(
+    request: Request,
+    write: ContactWrite,
+    form: Form,
+    command: Command,
+    payload_fields: dict[str, str] | None = None,
+) -> commands.Done | None:
+    """attempt() for a form about one contact: only the write side says whether it exists and
+    is the account's (404 if not), never a projection, which may not show it yet.
+
+    A valid form's command decides that in its own transaction. An invalid form runs no
+    command, so contact_keys is asked on its own: another account's contact stays a 404.
+    """
+    if not form.ok:
+        async with services_of(request).pool.connection() as conn:
+            if not await commands.owns_contact(conn, write.account, write.contact_id):
+                raise NotFound()
+    return await attempt(request, form, command, payload_fields)
+
+
+async def context_after_write(request: Request, write: ContactWrite) -> dict[str, Any]:
+    """The contact's page context for answering a write, read once attempt_on_contact() found
+    the contact on the write side: a contact not projected yet is stood in, never a 404."""
+    async with services_of(request).pool.connection() as conn:
+        row = await reads.contact(conn, write.account, write.contact_id)
+        interactions = await reads.contact_interactions(conn, write.account, write.contact_id)
+    return _page(row or not_shown_yet(write.contact_id), interactions)
+
+
+async def redirect_to_contact(
+    request: Request, write: ContactWrite, position: int, message: str
+) -> Response:
+    """The no-JavaScript answer to a write about a contact: its page, once it shows the write.
+
+    A contact the projection does not show yet has no page to go to (it would be a 404), so
+    if the wait ends with the projections still behind, the list says so instead.
+    """
+    async with services_of(request).pool.connection() as conn:
+        shown = await reads.contact(conn, write.account, write.contact_id) is not None
+    return await redirect_after_write(
+        request,
+        CONTACT_PROJECTIONS,
+        position,
+        f"/contacts/{write.contact_id}",
+        message,
+        location_if_behind=None if shown else "/contacts",
     )
 
 
@@ -191,8 +257,9 @@ async def edit(request: Request) -> Response:
 async def update(request: Request) -> Response:
     write = await contact_write(request)
     form = checked_contact_form(write.data)
-    done = await attempt(
+    done = await attempt_on_contact(
         request,
+        write,
         form,
         lambda conn, types: commands.edit_contact(
             conn,
@@ -210,25 +277,18 @@ async def update(request: Request) -> Response:
             "contacts/edit.html",
             "contacts/_form.html",
             "edit-contact",
-            {**write.context, "edit_form": form, "form": form},
+            {**await context_after_write(request, write), "edit_form": form, "form": form},
         )
     if is_htmx(request):
-        pending = {**write.context["contact"], **form.values}
+        context = await context_after_write(request, write)
+        pending = {**context["contact"], **form.values}
         return templates.TemplateResponse(
             request,
             "contacts/_details.html",
-            {
-                **write.context,
-                "contact": pending,
-                "after": done.appended.position,
-            },
+            {**context, "contact": pending, "after": done.appended.position},
         )
-    return await redirect_after_write(
-        request,
-        CONTACT_PROJECTIONS,
-        done.appended.position,
-        f"/contacts/{write.contact_id}",
-        f"Saved {form['name']}.",
+    return await redirect_to_contact(
+        request, write, done.appended.position, f"Saved {form['name']}."
     )
 
 
@@ -241,7 +301,7 @@ async def delete(request: Request) -> Response:
         Form({}),
         lambda conn, types: commands.delete_contact(conn, types, account, contact_id),
     )
-    assert done is not None  # a delete has no form to fail; a missing contact raised NotFound
+    assert done is not None  # no form to fail: a refusal raised NotFound or a 409
     position = done.appended.position
     if not is_htmx(request):
         return await redirect_after_write(

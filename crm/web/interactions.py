@@ -5,18 +5,17 @@ from starlette.responses import Response
 
 from crm.store import commands
 from crm.web import reads
-from crm.web.contacts import CONTACT_PROJECTIONS, blank_forms, contact_write
+from crm.web.contacts import (
+    attempt_on_contact,
+    contact_write,
+    context_after_write,
+    interaction_form,
+    redirect_to_contact,
+)
 from crm.web.forms import Form
 from crm.web.security import current_account
 from crm.web.templating import form_error, templates
-from crm.web.writes import (
-    attempt,
-    is_htmx,
-    not_yet,
-    redirect_after_write,
-    services_of,
-    still_pending,
-)
+from crm.web.writes import is_htmx, not_yet, services_of, still_pending
 
 FIELDS = ("interacted_on", "interaction_notes", "replace")
 PAYLOAD_TO_FORM = {"interacted_on": "interacted_on", "notes": "interaction_notes"}
@@ -35,22 +34,6 @@ async def index(request: Request) -> Response:
     return templates.TemplateResponse(request, template, context)
 
 
-async def _day_is_free(request: Request, form: Form, account: str, contact_id: str) -> None:
-    """The key is contact + day: a second record for a day must say it replaces the first.
-
-    Read from the projection: a moment's lag is harmless, since the event replaces anyway.
-    """
-    if not form.ok or form["replace"]:
-        return
-    async with services_of(request).pool.connection() as conn:
-        if await reads.has_interaction_on(conn, account, contact_id, form["interacted_on"]):
-            form.fail(
-                "interacted_on",
-                "already has an interaction with this contact; tick "
-                "'Replace that day's notes' to update it",
-            )
-
-
 async def record(request: Request) -> Response:
     write = await contact_write(request)
     form = Form.read(write.data, FIELDS)
@@ -58,9 +41,9 @@ async def record(request: Request) -> Response:
     form.multi_line("interaction_notes")
     form.a_date("interacted_on")
     form.at_most("interaction_notes", 20000)
-    await _day_is_free(request, form, write.account, write.contact_id)
-    done = await attempt(
+    done = await attempt_on_contact(
         request,
+        write,
         form,
         lambda conn, types: commands.record_interaction(
             conn,
@@ -69,6 +52,7 @@ async def record(request: Request) -> Response:
             write.contact_id,
             form["interacted_on"],
             form["interaction_notes"],
+            replace=bool(form["replace"]),  # a day already recorded is refused without it
         ),
         PAYLOAD_TO_FORM,
     )
@@ -78,7 +62,7 @@ async def record(request: Request) -> Response:
             "contacts/show.html",
             "contacts/_interaction_form.html",
             "interaction-form",
-            {**write.context, "interaction_form": form},
+            {**await context_after_write(request, write), "interaction_form": form},
         )
     if is_htmx(request):
         pending = {"interacted_on": form["interacted_on"], "notes": form["interaction_notes"]}
@@ -86,16 +70,15 @@ async def record(request: Request) -> Response:
             request,
             "contacts/_interactions.html",
             {
-                **write.context,
+                **await context_after_write(request, write),
                 "pending": pending,
                 "after": done.appended.position,
-                "reset_form": blank_forms(write.context["contact"])["interaction_form"],
+                "reset_form": interaction_form(),
             },
         )
-    return await redirect_after_write(
+    return await redirect_to_contact(
         request,
-        CONTACT_PROJECTIONS,
+        write,
         done.appended.position,
-        f"/contacts/{write.contact_id}",
         f"Recorded the interaction of {form['interacted_on']}.",
     )

@@ -4,10 +4,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.store import commands
-from crm.web.contacts import CONTACT_PROJECTIONS, contact_write
+from crm.web.contacts import (
+    attempt_on_contact,
+    contact_write,
+    context_after_write,
+    redirect_to_contact,
+)
 from crm.web.forms import Form
 from crm.web.templating import form_error, templates
-from crm.web.writes import attempt, is_htmx, redirect_after_write
+from crm.web.writes import is_htmx
 
 FIELDS = ("meeting_on", "meeting_notes")
 PAYLOAD_TO_FORM = {"meeting_on": "meeting_on", "notes": "meeting_notes"}
@@ -20,8 +25,9 @@ async def write(request: Request) -> Response:
     form.multi_line("meeting_notes")
     form.a_date("meeting_on")
     form.at_most("meeting_notes", 20000)
-    done = await attempt(
+    done = await attempt_on_contact(
         request,
+        posted,
         form,
         lambda conn, types: commands.write_next_meeting_notes(
             conn,
@@ -39,7 +45,7 @@ async def write(request: Request) -> Response:
             "contacts/show.html",
             "contacts/_notes_form.html",
             "notes-form",
-            {**posted.context, "notes_form": form},
+            {**await context_after_write(request, posted), "notes_form": form},
         )
     if is_htmx(request):
         pending = {"meeting_on": form["meeting_on"], "notes": form["meeting_notes"]}
@@ -47,16 +53,12 @@ async def write(request: Request) -> Response:
             request,
             "contacts/_notes.html",
             {
-                **posted.context,
+                **await context_after_write(request, posted),
                 "notes_form": form,
                 "pending": pending,
                 "after": done.appended.position,
             },
         )
-    return await redirect_after_write(
-        request,
-        CONTACT_PROJECTIONS,
-        done.appended.position,
-        f"/contacts/{posted.contact_id}",
-        "Saved the notes for the next meeting.",
+    return await redirect_to_contact(
+        request, posted, done.appended.position, "Saved the notes for the next meeting."
     )

@@ -111,17 +111,6 @@ async def contact_interactions(
     return await cursor.fetchall()
 
 
-async def has_interaction_on(
-    conn: AsyncConnection[Any], account_id: str, contact_id: str, day: str
-) -> bool:
-    cursor = await conn.execute(
-        "SELECT 1 FROM projected_interactions"
-        " WHERE contact_id = %s AND account_id = %s AND interacted_on = %s",
-        (contact_id, account_id, day),
-    )
-    return await cursor.fetchone() is not None
-
-
 async def interactions_page(
     conn: AsyncConnection[Any], account_id: str, listing: Listing
 ) -> tuple[list[dict[str, Any]], int]:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -25,6 +26,9 @@ WAIT_SECONDS = 2.0
 BEHIND = "Saved. The page will show it when processing resumes."
 
 
+Command = Callable[[AsyncConnection[Any], EventTypes], Awaitable[commands.Done]]
+
+
 class NotFound(Exception):
     """Something that does not exist, or is another account's: both answer 404."""
 
@@ -32,12 +36,13 @@ class NotFound(Exception):
 async def attempt(
     request: Request,
     form: Form,
-    command: Callable[[AsyncConnection[Any], EventTypes], Awaitable[commands.Done]],
+    command: Command,
     payload_fields: dict[str, str] | None = None,
 ) -> commands.Done | None:
     """Run a command if the form is valid; a refusal becomes an error on its form field.
 
-    payload_fields maps event payload fields to form fields, for what only the schema checks.
+    payload_fields maps event payload fields to form fields, for what only the schema checks
+    and for the field a refusal names.
     """
     if not form.ok:
         return None
@@ -48,10 +53,22 @@ async def attempt(
     except commands.ContactNotFound:
         raise NotFound() from None
     except commands.CommandRefused as refused:
-        form.fail(refused.field or "name", str(refused))
+        form.fail(_field_for(refused, form, payload_fields or {}), str(refused))
     except InvalidPayload as invalid:
         form.payload_errors(invalid, payload_fields or {})
     return None
+
+
+def _field_for(refused: commands.CommandRefused, form: Form, payload_fields: dict[str, str]) -> str:
+    """The field of this form a refusal is shown beside: the one it names, or else the form's
+    first field, where the reader starts. A form without fields cannot show it: 409, saying why.
+    """
+    named = payload_fields.get(refused.field or "", refused.field or "")
+    if named in form.values:
+        return named
+    if not form.values:
+        raise HTTPException(409, f"Refused: {refused}.")
+    return next(iter(form.values))
 
 
 def services_of(request: Request) -> Services:
