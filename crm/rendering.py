@@ -97,6 +97,8 @@ class Renderer:
     """Renders notes in a worker process (started on first use), memoizing the results."""
 
     timeout_scale: float = 1.0  # tests shrink the hard timeout with this
+    # what the worker runs on a list of texts; tests give one that is slow on purpose
+    render_all: Callable[[list[str]], list[str]] = _render_all
     _pool: ProcessPool | None = field(default=None, init=False, repr=False)
     _cache: OrderedDict[str, str] = field(default_factory=OrderedDict, init=False, repr=False)
 
@@ -134,7 +136,7 @@ class Renderer:
         missing = [text for text in unique if text not in result]
         for chunk in _chunks(missing):
             try:
-                htmls = await self._run(_render_all, chunk, self._limit(chunk))
+                htmls = await self._run(self.render_all, chunk, self._limit(chunk))
             except RenderFailed:
                 htmls = [await self.render_one(text) for text in chunk]  # find the culprit
             for text, html in zip(chunk, htmls, strict=True):
@@ -146,7 +148,7 @@ class Renderer:
         if text in self._cache:
             return self._cache[text]
         try:
-            (html,) = await self._run(_render_all, [text], self._limit([text]))
+            (html,) = await self._run(self.render_all, [text], self._limit([text]))
         except RenderFailed as failed:
             raise RenderFailed(str(failed), text) from failed
         self._remember(text, html)

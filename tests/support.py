@@ -1,6 +1,7 @@
 """Helpers shared by the tests: accounts, workloads, and comparing a table with a fresh replay."""
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -8,7 +9,7 @@ from psycopg import AsyncConnection, conninfo, sql
 
 from crm.projections.base import Projection
 from crm.projections.rebuild import build_table
-from crm.rendering import Renderer
+from crm.rendering import Renderer, render_markdown
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import append, head_position
@@ -16,6 +17,21 @@ from crm.workload import Workload
 
 # one Markdown worker for the whole test run (closed by conftest at the end)
 renderer = Renderer()
+SLOW = "(slow to render)"  # notes with this in them take longer than any test waits
+
+
+def render_slowly_when_asked(texts: list[str]) -> list[str]:
+    """A worker function for tests of the hard timeout (module-level: the worker imports it)."""
+    if any(SLOW in text for text in texts):
+        time.sleep(60)
+    return [render_markdown(text) for text in texts]
+
+
+def impatient_renderer() -> Renderer:
+    """A renderer whose hard timeout (0.2 s per 20,000 characters) a SLOW note always runs past."""
+    return Renderer(timeout_scale=0.1, render_all=render_slowly_when_asked)
+
+
 FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 

@@ -1,13 +1,18 @@
 """One event a projection cannot apply never stops it for everyone: it is retried, then parked."""
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from starlette.testclient import TestClient
 
 from crm.broadcaster import Broadcaster
 from crm.projections.base import Projection
@@ -19,12 +24,21 @@ from crm.rendering import Renderer
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, append
-from tests.support import differences, renderer, sign_up, wait_until_caught_up
+from tests import web_support as web
+from tests.support import (
+    SLOW,
+    differences,
+    impatient_renderer,
+    renderer,
+    sign_up,
+    wait_until_caught_up,
+)
+from tests.web_support import another_browser, app_client
 
 QUICK = ProjectorSettings(
     batch_size=50, poll_interval=1.0, lock_retry=0.1, keepalive=1.0, park_after=3, first_retry=0.05
 )
-HOSTILE_NOTES = "*_" * 10_000  # valid for the schema; ~120 ms of CPU to render
+HOSTILE_NOTES = f"a note the renderer cannot finish {SLOW}"
 
 
 @asynccontextmanager
@@ -154,7 +168,7 @@ async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_render
     await commands.write_next_meeting_notes(
         conn, types, other, other_contact, "2026-12-24", "**agenda**"
     )
-    impatient = Renderer(timeout_scale=0.02)  # a 40 ms hard timeout per 20,000 characters
+    impatient = impatient_renderer()
     try:
         async with running(db_url, types, list(ALL), with_renderer=impatient):
             await wait_until_caught_up(conn, [p.name for p in ALL])
@@ -186,7 +200,7 @@ async def test_a_replay_parks_notes_it_cannot_render_and_reports_them(db_url, ty
         "notes": HOSTILE_NOTES,
     }
     notes = await append(conn, types, "next-meeting-notes-written", payload, account)
-    impatient = Renderer(timeout_scale=0.02)
+    impatient = impatient_renderer()
     try:
         result = await rebuild(db_url, types, list(ALL), renderer=impatient)
     finally:
@@ -221,3 +235,94 @@ async def test_a_lost_database_is_retried_without_parking(db_url, types, conn):
         assert projector.states["contacts"] in ("leading", "standby")
     assert await parked_rows(conn) == []
     assert len(await names_in(conn, account)) == 3
+
+
+def _insert_event(db_url: str, event_type: str, account: str, payload: dict[str, Any]) -> None:
+    """An event as an older crm stored it (valid for its schema, never checked for cost)."""
+    with psycopg.connect(db_url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO events (event_type_id, entity_id, payload) SELECT id, %s, %s"
+            " FROM event_types WHERE name = %s AND version = 1",
+            (account, Jsonb(payload), event_type),
+        )
+
+
+def _account_of(db_url: str, email: str) -> str:
+    with psycopg.connect(db_url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT account_id::text FROM projected_accounts WHERE email = %s", (email,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _health_when(client: TestClient, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        health = client.get("/health").json()
+        if condition(health):
+            return health
+        time.sleep(0.05)
+    raise AssertionError(f"/health never got there: {health}")
+
+
+def test_a_parked_event_shows_in_health_and_on_the_contact_page_and_others_go_on(
+    db_url: str, tmp_path: Path
+) -> None:
+    impatient = impatient_renderer()
+    settings = ProjectorSettings(poll_interval=1.0, lock_retry=0.2, park_after=2, first_retry=0.05)
+    try:
+        with app_client(db_url, tmp_path, projector_settings=settings, renderer=impatient) as eve:
+            bob = another_browser(eve)
+            web.sign_up(eve, "eve@example.com")
+            web.sign_up(bob, "bob@example.com")
+            contact = web.add_contact(eve, "Mallory")
+            payload = {
+                "contact_id": contact,
+                "account_id": _account_of(db_url, "eve@example.com"),
+                "meeting_on": "2026-12-24",
+                "notes": HOSTILE_NOTES,
+            }
+            _insert_event(db_url, "next-meeting-notes-written", payload["account_id"], payload)
+
+            health = _health_when(eve, lambda h: len(h["parked_events"]) == 2)
+            assert health["status"] == "degraded"
+            assert {p["projection"] for p in health["parked_events"]} == {
+                "contacts",
+                "meeting_notes_emails",
+            }
+            assert all(p["key"] == contact for p in health["parked_events"])
+            # another account's writes keep appearing
+            friend = web.add_contact(bob, "Bob's friend")
+            assert "Bob&#39;s friend" in bob.get("/contacts").text
+            assert bob.get(f"/contacts/{friend}").status_code == 200
+            # the contact's page says what is not up to date; the other account's does not
+            page = eve.get(f"/contacts/{contact}").text
+            assert "Part of this contact could not be updated" in page
+            assert "its details and notes, its morning e-mail" in page
+            assert "could not be updated" not in bob.get(f"/contacts/{friend}").text
+    finally:
+        impatient.close()
+
+
+def test_a_contact_whose_creation_is_parked_says_so_instead_of_not_found(
+    db_url: str, tmp_path: Path
+) -> None:
+    with app_client(db_url, tmp_path) as alice:
+        bob = another_browser(alice)
+        web.sign_up(alice, "alice@example.com")
+        web.sign_up(bob, "bob@example.com")
+        contact = web.add_contact(alice, "Ada")
+        with psycopg.connect(db_url, autocommit=True) as db:
+            # as the projector records a contact-created it could not apply
+            db.execute("DELETE FROM projected_contacts WHERE contact_id = %s", (contact,))
+            db.execute(
+                "INSERT INTO parked_events"
+                " (projection, position, subject_key, error, traceback, attempts)"
+                " SELECT 'contacts', max(id), %s, 'RuntimeError: x', '', 4 FROM events",
+                (contact,),
+            )
+        page = alice.get(f"/contacts/{contact}")
+        assert page.status_code == 503
+        assert "cannot be shown right now" in page.text
+        assert bob.get(f"/contacts/{contact}").status_code == 404  # and it is still not Bob's

@@ -9,6 +9,7 @@ import psycopg
 from starlette.testclient import TestClient
 
 from crm.projections.projector import ProjectorSettings
+from crm.rendering import Renderer
 from crm.settings import load
 from crm.web.app import create_app
 
@@ -22,9 +23,12 @@ def app_client(
     data_dir: Path,
     environ: dict[str, str] | None = None,
     base_url: str = "http://127.0.0.1",
+    projector_settings: ProjectorSettings | None = None,
+    renderer: Renderer | None = None,
 ) -> Iterator[TestClient]:
     settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(data_dir), **(environ or {})})
-    app = create_app(settings, ProjectorSettings(poll_interval=1.0, lock_retry=0.2))
+    projector_settings = projector_settings or ProjectorSettings(poll_interval=1.0, lock_retry=0.2)
+    app = create_app(settings, projector_settings, renderer)
     with TestClient(app, base_url=base_url, follow_redirects=False) as client:
         yield client
 

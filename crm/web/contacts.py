@@ -4,9 +4,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crm.projections import poison
 from crm.store import commands
 from crm.web import reads
 from crm.web.forms import Form, posted_form
@@ -79,18 +81,38 @@ def not_shown_yet(contact_id: str) -> dict[str, Any]:
     }
 
 
+# what each projection shows of a contact, for a page that says a part could not be updated
+PARTS = {
+    "contacts": "its details and notes",
+    "interactions": "its interactions",
+    "meeting_notes_emails": "its morning e-mail",
+}
+NOT_SHOWN = (
+    "This contact cannot be shown right now: crm could not process one of its changes. Your"
+    " change is saved and the problem is reported; the contact will show once it is fixed."
+)
+
+
 def _page(contact: dict[str, Any], interactions: list[dict[str, Any]]) -> dict[str, Any]:
     return {"contact": contact, "interactions": interactions, **blank_forms(contact)}
 
 
 async def contact_context(request: Request, account: str, contact_id: str) -> dict[str, Any]:
-    """A contact's page, read from the projections: 404 while they do not show the contact."""
+    """A contact's page, read from the projections: 404 while they do not show the contact.
+
+    A contact with parked events (crm/projections/poison.py) says which part is not up to date.
+    """
     async with services_of(request).pool.connection() as conn:
         row = await reads.contact(conn, account, contact_id)
+        parked = (
+            await poison.parts_parked_for(conn, contact_id) if reads.is_uuid(contact_id) else []
+        )
         if row is None:
+            if parked and await commands.owns_contact(conn, account, contact_id):
+                raise HTTPException(503, NOT_SHOWN)
             raise NotFound()
         interactions = await reads.contact_interactions(conn, account, contact_id)
-    return _page(row, interactions)
+    return {**_page(row, interactions), "stale_parts": [PARTS.get(p, p) for p in parked]}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Next-meeting notes: a day and Markdown notes, written or replaced."""
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crm.rendering import RENDER_BUDGET, Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
 from crm.web.contacts import (
     attempt_on_contact,
@@ -12,10 +15,31 @@ from crm.web.contacts import (
 )
 from crm.web.forms import Form
 from crm.web.templating import form_error, templates
-from crm.web.writes import is_htmx
+from crm.web.writes import is_htmx, services_of
 
 FIELDS = ("meeting_on", "meeting_notes")
 PAYLOAD_TO_FORM = {"meeting_on": "meeting_on", "notes": "meeting_notes"}
+log = logging.getLogger(__name__)
+
+
+async def check_renders_in_time(renderer: Renderer, form: Form, name: str) -> None:
+    """Refuse Markdown that would cost more than RENDER_BUDGET to render (measured in the
+    renderer's worker process, never on the event loop), so every stored note renders fast."""
+    if not form.ok:
+        return
+    try:
+        seconds = await renderer.measure(form[name])
+    except RenderFailed:
+        seconds = float("inf")
+    except RendererUnavailable as error:  # the projector's hard timeout still guards it
+        log.warning("notes accepted without their rendering check: %s", error)
+        return
+    if seconds > RENDER_BUDGET:
+        form.fail(
+            name,
+            f"is too intricate to format in time (the limit is {RENDER_BUDGET * 1000:.0f} ms"
+            " of work): use fewer nested brackets, emphasis marks or list levels",
+        )
 
 
 async def write(request: Request) -> Response:
@@ -25,6 +49,7 @@ async def write(request: Request) -> Response:
     form.multi_line("meeting_notes")
     form.a_date("meeting_on")
     form.at_most("meeting_notes", 20000)
+    await check_renders_in_time(services_of(request).renderer, form, "meeting_notes")
     done = await attempt_on_contact(
         request,
         posted,
