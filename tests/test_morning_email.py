@@ -594,11 +594,12 @@ def test_health_lists_a_failing_email_without_its_address_or_notes(
     app = App({**env, "CRM_SMTP_URL": smtp.url}).start()
     try:
         deadline = time.monotonic() + 20
-        while (job := app.health()["morning_email"]) is None or not job["failing"]:
+        while (job := (health := app.health())["morning_email"]) is None or not job["failing"]:
             assert time.monotonic() < deadline, f"/health does not report the failure: {job}"
             time.sleep(0.1)
     finally:
         app.stop()
+    assert health["status"] == "degraded"
     assert job["error"] is None and job["failing_count"] == 1
     ((failing),) = job["failing"]
     assert failing["contact_id"] == ids["bea"] and failing["meeting_on"] == today

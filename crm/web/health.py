@@ -1,7 +1,8 @@
 """GET /health: is the database reachable, is the projector running, how far behind is it.
 
-"ok", or "degraded" while a projection retries a failing event or has parked events (listed,
-without payloads), or "unavailable" (503) without a database.
+"ok"; or "degraded" while a projection retries a failing event or has parked events (listed,
+without payloads), or the morning e-mail's last run stopped or left e-mails failing; or
+"unavailable" (503) without a database.
 """
 
 from typing import Any
@@ -47,14 +48,18 @@ async def health(request: Request) -> JSONResponse:
     retrying = any(p["state"].startswith("retrying") for p in projections.values())
     for item in parked:
         item["parked_at"] = item["parked_at"].isoformat()
+    morning_email = _last_run(services)
+    mail_failing = morning_email is not None and bool(
+        morning_email["failing_count"] or morning_email["error"]
+    )
     return JSONResponse(
         {
-            "status": "degraded" if parked or retrying else "ok",
+            "status": "degraded" if parked or retrying or mail_failing else "ok",
             "database": "ok",
             "head_position": head,
             "projector": {"listener": projector.listener_state, "projections": projections},
             "parked_events": parked,
-            "morning_email": _last_run(services),
+            "morning_email": morning_email,
         }
     )
 
