@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 from psycopg import AsyncConnection, sql
 
 from crm.bootstrap import prepare_database
@@ -21,6 +22,23 @@ from crm.store.event_types import EventTypes
 from tests import support
 
 _TEMPLATE = "crm_test_template"
+
+# Property tests: in CI the same examples every run (a fixed seed, no example database), a
+# bounded count, and a failing example reported as found: shrinking one that a slow handler fails
+# on 20,000 characters takes minutes, past the test timeout. No per-example deadline: the tests
+# bound their own calls with CPU time. HYPOTHESIS_PROFILE=deep searches with a random seed, many
+# more examples, and shrinks what fails.
+_CI = settings(
+    derandomize=True,
+    database=None,
+    max_examples=50,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", _CI)
+settings.register_profile("deep", _CI, derandomize=False, max_examples=1_000, phases=list(Phase))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)
