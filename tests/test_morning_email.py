@@ -460,6 +460,23 @@ async def test_a_name_with_line_breaks_in_one_account_stops_no_email_of_another(
     assert all(m["Bcc"] is None for m in smtp.inbox.messages)
 
 
+async def test_a_time_zone_the_server_does_not_know_stops_no_email_and_counts_as_utc(
+    db_url, types, conn, pool, smtp, monkeypatch
+):
+    with stored_before_the_write_checked(monkeypatch):  # the schema takes any string
+        lost = await account(conn, types, "lost@example.com", "Mars/Olympus_Mons")
+    await contact_with_notes(conn, types, lost, "Zed", DAY, "notes")
+    alice = await account(conn, types, "alice@example.com", "Europe/Paris")
+    await contact_with_notes(conn, types, alice, "Ada", DAY, "notes")
+    await project(db_url, types)
+    job = job_for(pool, types, smtp)
+    # 06:30 UTC is 07:30 in Paris but only 06:30 by UTC: Alice's e-mail is due, Zed's not yet
+    early = await job.run(at(MORNING))
+    assert [e.to for e in early.sent] == ["alice@example.com"] and early.error is None
+    later = await job.run(at("2026-12-03T07:00:00+00:00"))
+    assert [e.to for e in later.sent] == ["lost@example.com"]
+
+
 async def test_a_recipient_the_server_refuses_fails_alone_and_is_retried_later(
     db_url, types, conn, pool, smtp
 ):

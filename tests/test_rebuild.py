@@ -13,15 +13,17 @@ from psycopg import AsyncConnection
 
 from crm.broadcaster import Broadcaster
 from crm.projections.contacts import CONTACTS
-from crm.projections.projector import Projector, ProjectorSettings
+from crm.projections.projector import Projector, ProjectorSettings, catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
-from crm.store.events import Event, head_position
+from crm.store import commands
+from crm.store.events import Event, append, head_position
 from tests.support import (
     accounts_and_workload,
     append_workload,
     differences,
     renderer,
+    sign_up,
     wait_until_caught_up,
 )
 
@@ -190,3 +192,30 @@ def test_the_replay_command_refuses_an_unknown_projection(db_url):
     )
     assert done.returncode == 2
     assert "unknown projection contactz" in done.stderr
+
+
+async def test_a_contact_id_written_in_capitals_is_still_one_contact(db_url, types, conn):
+    account = await sign_up(conn, types)
+    contact = (await commands.add_contact(conn, types, account, "Ada", "", "")).subject_id
+    shouted = contact.upper()
+    # the write side stores the id as the projections key it
+    await commands.edit_contact(conn, types, account, shouted, "Ada L", "", "")
+    edit = await (
+        await conn.execute("SELECT payload->>'contact_id' FROM events ORDER BY id DESC")
+    ).fetchone()
+    assert edit == (contact,)
+    # an event stored before that (the schema's uuid format takes capitals) folds into the same key
+    payload = {
+        "contact_id": shouted,
+        "account_id": account,
+        "meeting_on": "2026-12-24",
+        "notes": "hi",
+    }
+    await append(conn, types, "next-meeting-notes-written", payload, account)
+    await catch_up(db_url, types, ALL)
+
+    cursor = await conn.execute(
+        "SELECT contact_id, name, next_meeting_notes FROM projected_contacts"
+    )
+    assert await cursor.fetchall() == [(contact, "Ada L", "hi")]
+    assert await differences(conn, types, CONTACTS) == 0

@@ -10,6 +10,7 @@ Columns named in `markdown_columns` hold sanitized HTML: to_rows puts the Markdo
 and the drivers render it (crm/rendering.py, in a worker process, never in the fold).
 """
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,21 @@ from crm.store.events import Event
 S = TypeVar("S")
 Row = tuple[Any, ...]
 Handler = Callable[[S | None, Event], S | None]
+
+
+def canonical_key(value: object) -> str:
+    """A key as the projection's table gives it back: a uuid in lower case, 8-4-4-4-12.
+
+    The schemas' uuid format (and PostgreSQL) also accept capitals and other dash layouts; an
+    event that carries one must still fold into the same key as the others about that contact.
+    """
+    key = str(value)
+    if len(key) == 36 and key.islower():  # the common case; the schema put the dashes in place
+        return key
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return key
 
 
 @dataclass(frozen=True)
@@ -33,7 +49,7 @@ class Projection(Generic[S]):
     markdown_columns: tuple[str, ...] = field(default=())
 
     def key_of(self, event: Event) -> str:
-        return str(event.payload[self.key_column])
+        return canonical_key(event.payload[self.key_column])
 
     def handles(self, event: Event) -> bool:
         return event.type in self.handlers

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from crm.projections import positions
-from crm.projections.base import Projection
+from crm.projections.base import Projection, canonical_key
 from crm.rendering import RendererUnavailable
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, read_batch
@@ -49,7 +49,7 @@ def parked(
     return ParkedEvent(
         projection.name,
         event,
-        str(event.payload.get(projection.key_column, "")),
+        canonical_key(event.payload.get(projection.key_column, "")),
         f"{type(error).__name__}: {error}",
         "".join(traceback.format_exception(error)),
         attempts,

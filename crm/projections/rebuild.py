@@ -25,7 +25,7 @@ from psycopg import AsyncConnection, sql
 from crm.database import use_text_for_ids_and_dates
 from crm.projections import poison, positions
 from crm.projections.apply import apply_events
-from crm.projections.base import Handler, Projection, Row
+from crm.projections.base import Handler, Projection, Row, canonical_key
 from crm.projections.poison import ParkedEvent
 from crm.projections.tables import copy_rows, markdown_texts, render_rows, rows_of
 from crm.rendering import Renderer, RenderFailed
@@ -76,6 +76,8 @@ async def fold_stream(
             for projection, handler, key_field, by_key in routes.get(event.type, ()):
                 try:  # free in Python 3.11 unless it raises
                     key = event.payload[key_field]
+                    if len(key) != 36 or not key.islower():  # canonical_key's fast path, inline
+                        key = canonical_key(key)
                     folded = handler(by_key.get(key), event)
                 except Exception as error:
                     parked.append(poison.parked(projection, event, error, 1))
@@ -105,7 +107,7 @@ async def _events_of_key(
                 for e in batch
                 if e.position <= upto
                 and projection.handles(e)
-                and str(e.payload.get(projection.key_column)) == key
+                and canonical_key(e.payload.get(projection.key_column)) == key
             ]
             if position >= upto:
                 break

@@ -66,9 +66,14 @@ def _is_contact_id(value: str) -> bool:
     return True
 
 
-def _check_contact_id(contact_id: str) -> None:
-    if not _is_contact_id(contact_id):
-        raise ContactNotFound()
+def _canonical_contact_id(contact_id: str) -> str:
+    """The id as events store it: lower case, 8-4-4-4-12. PostgreSQL and uuid.UUID accept
+    capitals and other dash layouts too, and a projection keyed by the event's string would
+    then take one contact for two."""
+    try:
+        return str(uuid.UUID(contact_id))
+    except ValueError:
+        raise ContactNotFound() from None
 
 
 async def _save_contact(
@@ -81,7 +86,7 @@ async def _save_contact(
     details: dict[str, str],
 ) -> Done:
     """Write the contact's natural key (key_sql) and its event together, or neither."""
-    _check_contact_id(contact_id)
+    contact_id = _canonical_contact_id(contact_id)
     payload = {"contact_id": contact_id, "account_id": account_id, **details}
     try:
         async with conn.transaction():
@@ -148,19 +153,21 @@ async def owns_contact(conn: AsyncConnection[Any], account_id: str, contact_id: 
     return await cursor.fetchone() is not None
 
 
-async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> None:
-    """Refuse a contact that does not exist or is another account's (both look the same)."""
-    _check_contact_id(contact_id)
+async def _lock_own_contact(conn: AsyncConnection[Any], account_id: str, contact_id: str) -> str:
+    """The contact's canonical id, row-locked; refuses a contact that does not exist or is
+    another account's (both look the same)."""
+    contact_id = _canonical_contact_id(contact_id)
     cursor = await conn.execute(_OWN_CONTACT + " FOR UPDATE", (contact_id, account_id))
     if await cursor.fetchone() is None:
         raise ContactNotFound()
+    return contact_id
 
 
 async def delete_contact(
     conn: AsyncConnection[Any], types: EventTypes, account_id: str, contact_id: str
 ) -> Done:
     async with conn.transaction():
-        await _lock_own_contact(conn, account_id, contact_id)
+        contact_id = await _lock_own_contact(conn, account_id, contact_id)
         await conn.execute("DELETE FROM contact_keys WHERE contact_id = %s", (contact_id,))
         payload = {"contact_id": contact_id, "account_id": account_id}
         appended = await append(conn, types, "contact-deleted", payload, account_id)
@@ -177,7 +184,7 @@ async def _append_about_contact(
     entity_id: str | uuid.UUID,
 ) -> Done:
     async with conn.transaction():
-        await _lock_own_contact(conn, account_id, contact_id)
+        contact_id = await _lock_own_contact(conn, account_id, contact_id)
         payload = {"contact_id": contact_id, "account_id": account_id, **fields}
         appended = await append(conn, types, event_type, payload, entity_id)
     return Done(appended, contact_id)
@@ -199,7 +206,7 @@ async def record_interaction(
     projection lags. The contact's row lock serializes two records for the same contact.
     """
     async with conn.transaction():
-        await _lock_own_contact(conn, account_id, contact_id)
+        contact_id = await _lock_own_contact(conn, account_id, contact_id)
         if not await _claim_day(conn, contact_id, interacted_on) and not replace:
             raise CommandRefused(
                 "already has an interaction with this contact; tick "

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.projections import poison
+from crm.projections.base import canonical_key
 from crm.store import commands
 from crm.web import reads
 from crm.web.forms import Form, posted_form
@@ -104,9 +105,9 @@ async def contact_context(request: Request, account: str, contact_id: str) -> di
     """
     async with services_of(request).pool.connection() as conn:
         row = await reads.contact(conn, account, contact_id)
-        parked = (
-            await poison.parts_parked_for(conn, contact_id) if reads.is_uuid(contact_id) else []
-        )
+        parked: list[str] = []
+        if reads.is_uuid(contact_id):
+            parked = await poison.parts_parked_for(conn, canonical_key(contact_id))
         if row is None:
             if parked and await commands.owns_contact(conn, account, contact_id):
                 raise HTTPException(503, NOT_SHOWN)
