@@ -208,7 +208,9 @@ def test_markdown_notes_are_rendered_and_scripts_neutralized(alice: Page) -> Non
     assert notes.locator("script").count() == 0
     assert notes.locator("[onerror]").count() == 0
     link = notes.locator("a", has_text="docs")
-    assert link.get_attribute("href") is None  # the javascript: URL was dropped
+    href = link.get_attribute("href") or ""
+    assert "javascript" not in href.lower()  # the javascript: URL was dropped
+    expect(notes).to_contain_text("<script>window.__xss = 1</script>")  # raw HTML shows as text
     link.click()
     assert alice.evaluate("window.__xss") is None
     expect(alice.locator("#notes h2")).to_contain_text("2026-12-03")
