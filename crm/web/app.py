@@ -1,23 +1,28 @@
 """The Starlette application: routes, middleware, error pages and the lifespan."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm import ROOT
 from crm.bootstrap import running_services
-from crm.database import open_database
+from crm.database import Database, open_database
+from crm.embedded import supervised
 from crm.projections.projector import ProjectorSettings
+from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.web import auth, contacts, interactions, meeting_notes
 from crm.web.health import health
@@ -25,6 +30,11 @@ from crm.web.security import CsrfRefused, LoginRequired, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
 from crm.web.writes import NotFound, is_htmx
+
+log = logging.getLogger(__name__)
+DATABASE_RESTARTING = "The database is restarting; try again in a few seconds."
+DATABASE_UNAVAILABLE = "The database is not answering; try again in a few seconds."
+RETRY_AFTER = {"Retry-After": "2"}
 
 
 def _routes() -> list[Route | Mount]:
@@ -78,26 +88,76 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc.status_code, str(exc.detail))
 
 
-def _error_page(request: Request, status: int, message: str) -> Response:
+def _error_page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return templates.TemplateResponse(
-        request, "error.html", {"status": status, "message": message}, status_code=status
+        request,
+        "error.html",
+        {"status": status, "message": message},
+        status_code=status,
+        headers=headers,
     )
 
 
+def _database_is_restarting(request: Request) -> bool:
+    database: Database = request.app.state.database
+    embedded = database.embedded
+    return embedded is not None and (embedded.state == "restarting" or not embedded.is_running())
+
+
+def _unavailable(request: Request, message: str) -> Response:
+    """503: HTML for a page, JSON for /health, plain text for htmx and everything else."""
+    if request.url.path == "/health":
+        body = {"status": "unavailable", "database": message}
+        return JSONResponse(body, status_code=503, headers=RETRY_AFTER)
+    if is_htmx(request) or "text/html" not in request.headers.get("accept", ""):
+        return PlainTextResponse(message, status_code=503, headers=RETRY_AFTER)
+    return _error_page(request, 503, message, RETRY_AFTER)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # psycopg_pool.PoolTimeout is an OperationalError too: no connection within the pool's timeout
+    log.warning("503 for %s %s: %s", request.method, request.url.path, exc)
+    restarting = _database_is_restarting(request)
+    return _unavailable(request, DATABASE_RESTARTING if restarting else DATABASE_UNAVAILABLE)
+
+
+class DatabaseGate:
+    """While the embedded PostgreSQL restarts, answer 503 at once instead of queueing for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/static/"):
+            database: Database = scope["app"].state.database
+            if database.embedded is not None and database.embedded.state == "restarting":
+                response = _unavailable(Request(scope, receive), DATABASE_RESTARTING)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(
-    settings: Settings, projector_settings: ProjectorSettings | None = None
+    settings: Settings,
+    projector_settings: ProjectorSettings | None = None,
+    renderer: Renderer | None = None,
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The lifespan, not main(), owns the database: uvicorn re-raises SIGTERM once the
         # lifespan has finished, so code after uvicorn.run() never runs on a normal stop.
         database = await asyncio.to_thread(open_database, settings.database_url, settings.data_dir)
+        app.state.database = database
         try:
             async with running_services(
-                database.url, settings, projector_settings=projector_settings
+                database.url, settings, projector_settings=projector_settings, renderer=renderer
             ) as services:
                 app.state.services = services
-                yield
+                # after a restart, the pool's idle connections all lead to the dead server
+                async with supervised(database.embedded, services.pool.drain):
+                    yield
         finally:
             await asyncio.to_thread(database.stop)
 
@@ -109,13 +169,15 @@ def create_app(
             same_site="lax",
             https_only=settings.cookie_secure,
             max_age=14 * 24 * 3600,
-        )
+        ),
+        Middleware(DatabaseGate),  # inside the session: the 503 page reads it
     ]
     handlers = {
         LoginRequired: _login_required,
         CsrfRefused: _csrf_refused,
         NotFound: _not_found,
         HTTPException: _http_error,
+        psycopg.OperationalError: _database_error,
     }
     return Starlette(
         routes=_routes(), middleware=middleware, exception_handlers=handlers, lifespan=lifespan
