@@ -48,7 +48,7 @@ class Services:
     broadcaster: Broadcaster
     projector: Projector
     morning_email: MorningEmail
-    renderer: Renderer
+    note_checker: Renderer  # for the write side's rendering budget; the projector has its own
 
 
 def morning_email_job(
@@ -85,12 +85,14 @@ async def running_services(
     projections: Sequence[Projection[Any]] = ALL,
     projector_settings: ProjectorSettings | None = None,
     run_jobs: bool = True,
-    renderer: Renderer | None = None,  # a test's; otherwise one is made and closed here
+    renderer: Renderer | None = None,  # the projector's: a test's, or one made and closed here
 ) -> AsyncIterator[Services]:
     types = await prepare_database(url, projections)
     broadcaster = Broadcaster()
+    # two workers: a flood of notes checked at the write never queues ahead of the projections
     own_renderer = renderer is None
     renderer = renderer or Renderer()
+    checker = Renderer()
     projector = Projector(url, types, projections, broadcaster, renderer, projector_settings)
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         url, min_size=2, max_size=10, timeout=POOL_TIMEOUT, open=False
@@ -100,12 +102,13 @@ async def running_services(
     morning_email = morning_email_job(settings, pool, types, broadcaster)
     scheduler = start_scheduler(morning_email) if run_jobs else None
     try:
-        yield Services(types, pool, broadcaster, projector, morning_email, renderer)
+        yield Services(types, pool, broadcaster, projector, morning_email, checker)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         projector_task.cancel()
         await asyncio.gather(projector_task, return_exceptions=True)
         await pool.close()
+        checker.close()
         if own_renderer:
             renderer.close()

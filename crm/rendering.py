@@ -2,34 +2,41 @@
 
 The renderer is mistune 3 with escape=True (raw HTML in a note is shown as text), then nh3 with
 an allow-list. Python-Markdown, the seed's renderer, raised RecursionError on 1.5 KB of "1. " and
-took over 30 s on 20 KB of "["; measured here, mistune stays linear: a realistic 20,000-character
-note takes ~13 ms of CPU, the worst hostile one found ~120 ms (docs/architecture.md, "Untrusted
-text"). Notes are still untrusted, so rendering runs in a worker process:
+took over 30 s on 20 KB of "["; mistune renders a realistic 20,000-character note in ~13 ms of CPU,
+but some inputs still cost seconds (reference definitions full of entities) or expand a hundred
+times (one long link reference used hundreds of times). Notes are untrusted, so every note is
+rendered in a worker process, under two limits checked per note inside the worker:
 
-- at the write, `Renderer.measure` refuses a note whose rendering costs more than RENDER_BUDGET
-  of CPU (a field error), so a stored note renders fast;
-- in the projections, `Renderer.render` renders with a hard timeout (HARD_TIMEOUT per 20,000
-  characters); the worker is killed and replaced when it runs over, and the caller gets
-  RenderFailed, which the projector answers by parking the event (crm/projections/poison.py).
+- CPU time (a virtual-time timer interrupts the renderer): NOTE_CPU_LIMIT in the projections, the
+  much smaller RENDER_BUDGET at the write, where `Renderer.measure` refuses a costly note with a
+  field error, so a stored note renders fast;
+- the size of the HTML: MAX_HTML characters.
+
+A note over either limit is a RenderFailed: the projector parks the event at once (rendering is
+deterministic; retrying cannot help), replay parks it the same way. A worker that stops answering
+altogether is killed by a wall-clock timeout and replaced.
 """
 
 import asyncio
+import signal
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from types import FrameType
 from typing import TypeVar
 
 import mistune
 import nh3
 from pebble import ProcessExpired, ProcessPool
 
-RENDER_BUDGET = 0.050  # CPU seconds a note may cost to render, checked at the write
-HARD_TIMEOUT = 2.0  # wall seconds per 20,000 characters before the worker is killed
-_CHUNK_CHARACTERS = 200_000  # texts sent to the worker per task
-_CACHE_SIZE = 4096
+RENDER_BUDGET = 0.050  # CPU seconds a note may cost, checked at the write
+NOTE_CPU_LIMIT = 1.0  # CPU seconds for one note in the projections: 20 times the budget
+MAX_HTML = 100_000  # characters of HTML a note may become (a 20,000-character note: ~30,000)
+WALL_TIMEOUT = 30.0  # seconds a worker may take for one task before it is killed
+_CHUNK_CHARACTERS = 200_000  # of notes sent to the worker per task
+_CACHE_CHARACTERS = 16_000_000  # of notes and HTML remembered in the app process
 
 _ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre",
@@ -45,7 +52,7 @@ class RendererUnavailable(Exception):
 
 
 class RenderFailed(Exception):
-    """A note that could not be rendered in time (or at all)."""
+    """A note that cannot be rendered within the limits (or at all)."""
 
     def __init__(self, reason: str, text: str | None = None) -> None:
         super().__init__(reason)
@@ -53,7 +60,8 @@ class RenderFailed(Exception):
 
 
 def render_markdown(text: str) -> str:
-    """The sanitized HTML of a note: the same text always gives the same HTML."""
+    """The sanitized HTML of a note: the same text always gives the same HTML. Unbounded: call
+    it through a Renderer."""
     html = _markdown(text)
     assert isinstance(html, str)
     return nh3.clean(
@@ -65,18 +73,46 @@ def render_markdown(text: str) -> str:
     )
 
 
-def _render_all(texts: list[str]) -> list[str]:
-    return [render_markdown(text) for text in texts]
+@dataclass(frozen=True)
+class Rendered:
+    """What the worker made of one note: its HTML and CPU cost, or why it has none."""
+
+    html: str | None
+    cpu_seconds: float
+    problem: str = ""
 
 
-def _measure(text: str) -> tuple[str, float]:
+class _OverLimit(Exception):
+    pass
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise _OverLimit
+
+
+def _render_within(text: str, cpu_limit: float) -> Rendered:
+    """Runs in the worker's main thread, where the timer's signal is delivered."""
+    signal.signal(signal.SIGVTALRM, _interrupt)
     started = time.process_time()
-    html = render_markdown(text)
-    return html, time.process_time() - started
+    signal.setitimer(signal.ITIMER_VIRTUAL, cpu_limit)
+    try:
+        html = render_markdown(text)
+    except _OverLimit:
+        return Rendered(None, cpu_limit, f"took more than {cpu_limit:g}s of CPU to render")
+    except Exception as error:  # the renderer's own failure on this text, e.g. RecursionError
+        return Rendered(None, time.process_time() - started, f"rendering failed: {error!r}")
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+    seconds = time.process_time() - started
+    if len(html) > MAX_HTML:
+        problem = f"renders to {len(html):,} characters of HTML (at most {MAX_HTML:,})"
+        return Rendered(None, seconds, problem)
+    return Rendered(html, seconds)
 
 
-def _time_limit(texts: list[str]) -> float:
-    return HARD_TIMEOUT * max(1.0, sum(map(len, texts)) / 20_000)
+def render_each(texts: list[str], cpu_limit: float = NOTE_CPU_LIMIT) -> list[Rendered]:
+    """The worker's task: every note rendered within the limits."""
+    return [_render_within(text, cpu_limit) for text in texts]
 
 
 def _chunks(texts: list[str]) -> Iterator[list[str]]:
@@ -93,14 +129,40 @@ def _chunks(texts: list[str]) -> Iterator[list[str]]:
 
 
 @dataclass
-class Renderer:
-    """Renders notes in a worker process (started on first use), memoizing the results."""
+class _Remembered:
+    """An LRU of note -> HTML bounded by characters, not entries: one note may be 100 KB."""
 
-    timeout_scale: float = 1.0  # tests shrink the hard timeout with this
-    # what the worker runs on a list of texts; tests give one that is slow on purpose
-    render_all: Callable[[list[str]], list[str]] = _render_all
+    limit: int = _CACHE_CHARACTERS
+    size: int = 0
+    entries: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+    def get(self, text: str) -> str | None:
+        html = self.entries.get(text)
+        if html is not None:
+            self.entries.move_to_end(text)
+        return html
+
+    def put(self, text: str, html: str) -> None:
+        if text in self.entries:
+            return
+        self.entries[text] = html
+        self.size += len(text) + len(html)
+        while self.size > self.limit:
+            old_text, old_html = self.entries.popitem(last=False)
+            self.size -= len(old_text) + len(old_html)
+
+
+@dataclass
+class Renderer:
+    """A worker process (started on first use) that renders notes, and what it rendered."""
+
+    # what the worker runs on a list of notes; tests give one that hangs on purpose
+    render_all: Callable[[list[str]], list[Rendered]] = render_each
+    wall_timeout: float = WALL_TIMEOUT
+    max_waiting: int = 8  # tasks queued for the worker beyond which measure() refuses at once
     _pool: ProcessPool | None = field(default=None, init=False, repr=False)
-    _cache: OrderedDict[str, str] = field(default_factory=OrderedDict, init=False, repr=False)
+    _cache: _Remembered = field(default_factory=_Remembered, init=False, repr=False)
+    _waiting: int = field(default=0, init=False, repr=False)
 
     def _worker(self) -> ProcessPool:
         if self._pool is None:
@@ -108,61 +170,84 @@ class Renderer:
             self._pool = ProcessPool(max_workers=1, context=get_context("spawn"))
         return self._pool
 
-    async def _run(self, function: Callable[[A], R], argument: A, limit: float) -> R:
+    async def _run(self, function: Callable[..., R], *arguments: object) -> R:
+        self._waiting += 1
+        pool = self._worker()
         try:
-            future = self._worker().schedule(function, args=(argument,), timeout=limit)
+            future = pool.schedule(function, args=arguments, timeout=self.wall_timeout)
             result: R = await asyncio.wrap_future(future)
-        except (FutureTimeout, TimeoutError):  # pebble has killed the worker and starts another
-            raise RenderFailed(f"rendering took longer than {limit:g}s") from None
+        except TimeoutError:  # pebble has killed the worker and started another
+            raise RenderFailed(f"the renderer took longer than {self.wall_timeout:g}s") from None
         except ProcessExpired as died:
             raise RenderFailed(f"the renderer died ({died})") from None
-        except Exception as error:
-            if hasattr(error, "traceback"):  # pebble marks what the function itself raised
-                raise RenderFailed(f"rendering failed: {error!r}") from error
-            self.close()  # a broken pool: start afresh next time
+        except Exception as error:  # the pool itself broke: the next call starts a new one
+            await self._discard(pool)
             raise RendererUnavailable(f"the Markdown renderer is unavailable: {error!r}") from error
+        finally:
+            self._waiting -= 1
         return result
 
-    def _remember(self, text: str, html: str) -> None:
-        self._cache[text] = html
-        self._cache.move_to_end(text)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+    async def _discard(self, pool: ProcessPool) -> None:
+        # only the pool this call used: another caller may already have started a new one
+        if self._pool is pool:
+            self._pool = None
+            pool.stop()
+            await asyncio.to_thread(pool.join)
 
     async def render(self, texts: Iterable[str]) -> dict[str, str]:
-        """Each distinct text's HTML. Raises RenderFailed naming the first text that failed."""
-        unique = dict.fromkeys(texts)
-        result = {text: self._cache[text] for text in unique if text in self._cache}
-        missing = [text for text in unique if text not in result]
-        for chunk in _chunks(missing):
-            try:
-                htmls = await self._run(self.render_all, chunk, self._limit(chunk))
-            except RenderFailed:
-                htmls = [await self.render_one(text) for text in chunk]  # find the culprit
-            for text, html in zip(chunk, htmls, strict=True):
-                self._remember(text, html)
-                result[text] = html
-        return result
-
-    async def render_one(self, text: str) -> str:
-        if text in self._cache:
-            return self._cache[text]
-        try:
-            (html,) = await self._run(self.render_all, [text], self._limit([text]))
-        except RenderFailed as failed:
-            raise RenderFailed(str(failed), text) from failed
-        self._remember(text, html)
+        """Each distinct note's HTML. Raises RenderFailed naming the first note that failed."""
+        html, failed = await self.render_some(texts)
+        for text, problem in failed.items():
+            raise RenderFailed(problem, text)
         return html
 
-    async def measure(self, text: str) -> float:
-        """The CPU seconds this text takes to render (remembering its HTML); RenderFailed if it
-        runs past the hard timeout."""
-        html, seconds = await self._run(_measure, text, self._limit([text]))
-        self._remember(text, html)
-        return seconds
+    async def render_some(self, texts: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """The HTML of each distinct note that renders, and the problem of each that does not."""
+        html: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        missing = []
+        for text in dict.fromkeys(texts):
+            known = self._cache.get(text)
+            if known is None:
+                missing.append(text)
+            else:
+                html[text] = known
+        for chunk in _chunks(missing):
+            try:
+                outcomes = await self._run(self.render_all, chunk)
+            except RenderFailed:  # a worker that hung: one note at a time finds which
+                outcomes = [await self._render_alone(text) for text in chunk]
+            for text, outcome in zip(chunk, outcomes, strict=True):
+                if outcome.html is None:
+                    failed[text] = outcome.problem
+                else:
+                    self._cache.put(text, outcome.html)
+                    html[text] = outcome.html
+        return html, failed
 
-    def _limit(self, texts: list[str]) -> float:
-        return _time_limit(texts) * self.timeout_scale
+    async def _render_alone(self, text: str) -> Rendered:
+        try:
+            (outcome,) = await self._run(self.render_all, [text])
+        except RenderFailed as failed:
+            return Rendered(None, 0.0, str(failed))
+        return outcome
+
+    async def measure(self, text: str) -> Rendered:
+        """Render one note within RENDER_BUDGET, to decide at the write whether to take it.
+
+        Refuses at once (RendererUnavailable) when more than max_waiting tasks wait: a flood of
+        costly notes must not queue everyone's saves behind it. Remembers nothing: a refused
+        note, or one posted to a contact that is not the poster's, leaves no trace.
+        """
+        if self._waiting >= self.max_waiting:
+            raise RendererUnavailable("too many notes are being checked; try again shortly")
+        (outcome,) = await self._run(render_each, [text], RENDER_BUDGET)
+        return outcome
+
+    def remember(self, known: Mapping[str, str]) -> None:
+        """HTML already rendered (read back from a table), so it is not rendered again."""
+        for text, html in known.items():
+            self._cache.put(text, html)
 
     def close(self) -> None:
         if self._pool is not None:

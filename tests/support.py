@@ -9,7 +9,7 @@ from psycopg import AsyncConnection, conninfo, sql
 
 from crm.projections.base import Projection
 from crm.projections.rebuild import build_table
-from crm.rendering import Renderer, render_markdown
+from crm.rendering import Rendered, Renderer, render_each
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import append, head_position
@@ -20,16 +20,16 @@ renderer = Renderer()
 SLOW = "(slow to render)"  # notes with this in them take longer than any test waits
 
 
-def render_slowly_when_asked(texts: list[str]) -> list[str]:
-    """A worker function for tests of the hard timeout (module-level: the worker imports it)."""
+def render_slowly_when_asked(texts: list[str]) -> list[Rendered]:
+    """A worker function for tests of a worker that hangs (module-level: the worker imports it)."""
     if any(SLOW in text for text in texts):
         time.sleep(60)
-    return [render_markdown(text) for text in texts]
+    return render_each(texts)
 
 
 def impatient_renderer() -> Renderer:
-    """A renderer whose hard timeout (0.2 s per 20,000 characters) a SLOW note always runs past."""
-    return Renderer(timeout_scale=0.1, render_all=render_slowly_when_asked)
+    """A renderer that gives up on its worker after 0.5 s, which a SLOW note always runs past."""
+    return Renderer(render_all=render_slowly_when_asked, wall_timeout=0.5)
 
 
 FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"

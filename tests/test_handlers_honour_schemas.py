@@ -206,7 +206,8 @@ def check_state(projection: Projection[Any], key: str, state: Any) -> None:
     assert all(len(row) == len(projection.columns) for row in rows)
     # the live driver reads a state back from the rows it wrote
     assert as_stored(projection.from_rows(key, rows)) == as_stored(state)
-    markdown = [index - 1 for index in projection.markdown_indexes()]  # rows have no key column
+    # rows have no key column
+    markdown = [source - 1 for _html, source in projection.markdown_sources()]
     for text in {row[index] for row in rows for index in markdown} - {None}:
         check_markdown(text)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from crm.rendering import RENDER_BUDGET, RenderFailed, render_markdown
+from crm.rendering import MAX_HTML, RENDER_BUDGET, RenderFailed, render_each, render_markdown
 from tests.support import SLOW, impatient_renderer, renderer
-from tests.web_support import add_contact, app_client, csrf_of, sign_up
+from tests.web_support import add_contact, app_client, csrf_of, event_count, sign_up
 
 # The inputs that stopped or stalled the seed's renderer (issue 7), at the field's limit.
 PATHOLOGICAL = {
@@ -75,24 +75,44 @@ async def test_the_worker_renders_many_notes_and_remembers_them() -> None:
     notes = [f"note *{i}*" for i in range(300)]
     html = await renderer.render(notes)
     assert html["note *7*"] == "<p>note <em>7</em></p>\n"
-    assert await renderer.render_one("note *7*") == html["note *7*"]
+    assert (await renderer.render(["note *7*"]))["note *7*"] == html["note *7*"]
 
 
 async def test_a_render_that_runs_past_the_hard_timeout_fails_and_the_worker_recovers() -> None:
     impatient = impatient_renderer()
     slow = f"never done {SLOW}"
     try:
-        with pytest.raises(RenderFailed, match="rendering took longer than") as failed:
+        with pytest.raises(RenderFailed, match="the renderer took longer than") as failed:
             await impatient.render(["fine", slow])
         assert failed.value.text == slow
-        assert await impatient.render_one("after the kill") == "<p>after the kill</p>\n"
+        assert await impatient.render(["after the kill"]) == {
+            "after the kill": "<p>after the kill</p>\n"
+        }
     finally:
         impatient.close()
 
 
-async def test_measuring_a_note_reports_its_cpu_cost() -> None:
-    assert await renderer.measure("a *short* note") < RENDER_BUDGET
-    assert await renderer.measure(PATHOLOGICAL["emphasis marks"]) > RENDER_BUDGET
+async def test_measuring_a_note_reports_its_cpu_cost_or_that_it_ran_over() -> None:
+    short = await renderer.measure("a *short* note")
+    assert short.html == "<p>a <em>short</em> note</p>\n" and short.cpu_seconds < RENDER_BUDGET
+    costly = await renderer.measure(PATHOLOGICAL["emphasis marks"])  # ~120 ms of CPU here
+    assert costly.html is None and "took more than 0.05s of CPU" in costly.problem
+
+
+def test_a_note_is_stopped_when_it_runs_past_its_cpu_limit() -> None:
+    # reference definitions full of entities: ~3 s of CPU for 20,000 characters
+    heavy = ("[a]: /" + "&" * 5_000 + "\n\n" + "[a]" * 3_000)[:20_000]
+    (outcome,) = render_each([heavy], cpu_limit=0.05)
+    assert outcome.html is None and outcome.problem == "took more than 0.05s of CPU to render"
+    assert outcome.cpu_seconds == 0.05
+
+
+def test_a_note_that_would_expand_past_the_html_limit_is_refused() -> None:
+    # one long link reference used hundreds of times: 20,000 characters -> 5 MB of HTML
+    amplified = "[a]: /" + "u" * 18_000 + "\n\n" + "[a][a]" * 300
+    (outcome,) = render_each([amplified])
+    assert outcome.html is None
+    assert outcome.problem.startswith("renders to ") and f"at most {MAX_HTML:,}" in outcome.problem
 
 
 @pytest.fixture
@@ -112,16 +132,22 @@ def post_notes(client: TestClient, contact: str, notes: str) -> int:
         },
     )
     if response.status_code == 422:
-        assert "too intricate to format in time" in response.text
+        assert (
+            "too intricate to format in time" in response.text
+            or "cannot be formatted: it renders to" in response.text
+        )
     return response.status_code
 
 
 def test_notes_too_costly_to_render_are_refused_at_the_write_with_a_field_error(
-    client: TestClient,
+    client: TestClient, db_url: str
 ) -> None:
     contact = add_contact(client, "Ada")
+    before = event_count(db_url)
     assert post_notes(client, contact, PATHOLOGICAL["emphasis marks"]) == 422
-    assert "too intricate to format in time" not in client.get(f"/contacts/{contact}").text
+    amplified = "[a]: /" + "u" * 18_000 + "\n\n" + "[a][a]" * 300
+    assert post_notes(client, contact, amplified) == 422
+    assert event_count(db_url) == before
 
 
 def test_the_notes_that_stopped_the_seed_are_accepted_and_shown(client: TestClient) -> None:

@@ -44,4 +44,5 @@ ACCOUNTS: Projection[Account] = Projection(
     handlers={"account-created": created},
     to_rows=_to_rows,
     from_rows=_from_rows,
+    describes="the account",
 )

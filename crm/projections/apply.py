@@ -27,7 +27,7 @@ async def apply_events(
         return set()
     table = table or projection.table
     keys = list(dict.fromkeys(projection.key_of(event) for event in relevant))
-    states = await load_states(conn, projection, table, keys)
+    states = await load_states(conn, projection, table, keys, renderer)
     for event in relevant:
         key = projection.key_of(event)
         states[key] = projection.fold(states.get(key), event)

@@ -6,8 +6,9 @@ turns a state into that key's table rows (without the key column) and back. That
 drivers: the live projector loads the states a batch touches from the table, folds, and writes
 them back; replay folds the whole stream in memory and bulk-writes the result.
 
-Columns named in `markdown_columns` hold sanitized HTML: to_rows puts the Markdown source there
-and the drivers render it (crm/rendering.py, in a worker process, never in the fold).
+`markdown_columns` maps an HTML column to the column holding its Markdown source: to_rows leaves
+the HTML column None and the drivers fill it (crm/rendering.py: in a worker process, never in a
+fold).
 """
 
 import uuid
@@ -46,7 +47,10 @@ class Projection(Generic[S]):
     handlers: Mapping[str, Handler[S]]
     to_rows: Callable[[S], list[Row]]
     from_rows: Callable[[str, list[Row]], S]
-    markdown_columns: tuple[str, ...] = field(default=())
+    # HTML column -> the column holding its Markdown source
+    markdown_columns: Mapping[str, str] = field(default_factory=dict)
+    # what of a contact or account it shows, for pages that say a part is not up to date
+    describes: str = ""
 
     def key_of(self, event: Event) -> str:
         return canonical_key(event.payload[self.key_column])
@@ -57,6 +61,9 @@ class Projection(Generic[S]):
     def fold(self, state: S | None, event: Event) -> S | None:
         return self.handlers[event.type](state, event)
 
-    def markdown_indexes(self) -> tuple[int, ...]:
-        """Positions of the markdown columns in a full row (the key column first)."""
-        return tuple(1 + self.columns.index(name) for name in self.markdown_columns)
+    def markdown_sources(self) -> tuple[tuple[int, int], ...]:
+        """(HTML, source) positions in a full row (the key column first)."""
+        return tuple(
+            (1 + self.columns.index(html), 1 + self.columns.index(source))
+            for html, source in self.markdown_columns.items()
+        )

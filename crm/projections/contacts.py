@@ -80,7 +80,7 @@ def _to_rows(c: Contact) -> list[Row]:
             c.last_interacted_on,
             c.next_meeting_on,
             c.next_meeting_notes,
-            c.next_meeting_notes,  # next_meeting_notes_html: the drivers render it
+            None,  # next_meeting_notes_html: the drivers render it from next_meeting_notes
             c.created_at,
             c.last_updated_at,
         )
@@ -117,5 +117,6 @@ CONTACTS: Projection[Contact] = Projection(
     },
     to_rows=_to_rows,
     from_rows=_from_rows,
-    markdown_columns=("next_meeting_notes_html",),
+    describes="its details and notes",
+    markdown_columns={"next_meeting_notes_html": "next_meeting_notes"},
 )

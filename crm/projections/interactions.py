@@ -46,4 +46,5 @@ INTERACTIONS: Projection[Interactions] = Projection(
     handlers={"interaction-recorded": recorded, "contact-deleted": contact_deleted},
     to_rows=_to_rows,
     from_rows=_from_rows,
+    describes="its interactions",
 )

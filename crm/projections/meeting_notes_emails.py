@@ -47,8 +47,8 @@ def email_sent(state: PendingEmail | None, event: Event) -> PendingEmail | None:
 
 
 def _to_rows(s: PendingEmail) -> list[Row]:
-    # notes twice: the second is notes_html, which the drivers render
-    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, s.notes, s.last_updated_at)]
+    # notes_html (None here) is rendered from notes by the drivers
+    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, None, s.last_updated_at)]
 
 
 def _from_rows(contact_id: str, rows: list[Row]) -> PendingEmail:
@@ -77,5 +77,6 @@ MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
     },
     to_rows=_to_rows,
     from_rows=_from_rows,
-    markdown_columns=("notes_html",),
+    describes="its morning e-mail",
+    markdown_columns={"notes_html": "notes"},
 )

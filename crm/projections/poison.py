@@ -8,7 +8,6 @@ past it in the same transaction. Other projections are not affected. A parked ev
 it, which is how a fix is rolled out: `python -m crm.parked --retry`.
 """
 
-import asyncio
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -34,26 +33,38 @@ class ParkedEvent:
     traceback: str
     attempts: int
 
+    @classmethod
+    def of(
+        cls, projection: Projection[Any], event: Event, error: BaseException, attempts: int
+    ) -> "ParkedEvent":
+        return cls(
+            projection.name,
+            event,
+            canonical_key(event.payload.get(projection.key_column, "")),
+            f"{type(error).__name__}: {error}",
+            "".join(traceback.format_exception(error)),
+            attempts,
+        )
+
+
+# SQLSTATE classes and codes that say the database, not the event, failed: connection lost (08),
+# server shutting down or starting (57P0x), query cancelled (57014), out of resources (53),
+# serialization failure or deadlock (40). ProgramLimitExceeded (54, e.g. an index row too big)
+# is an OperationalError in psycopg but is the event's: retrying cannot help.
+_TRANSIENT_CLASSES = ("08", "53", "40")
+_TRANSIENT_CODES = ("57P01", "57P02", "57P03", "57014", "55P03")
+
 
 def is_transient(error: BaseException) -> bool:
     """Failures of the surroundings (retried forever), not of the event (retried, then parked)."""
-    return isinstance(
-        error,
-        psycopg.OperationalError | RendererUnavailable | asyncio.CancelledError | TimeoutError,
-    )
-
-
-def parked(
-    projection: Projection[Any], event: Event, error: BaseException, attempts: int
-) -> ParkedEvent:
-    return ParkedEvent(
-        projection.name,
-        event,
-        canonical_key(event.payload.get(projection.key_column, "")),
-        f"{type(error).__name__}: {error}",
-        "".join(traceback.format_exception(error)),
-        attempts,
-    )
+    if isinstance(error, RendererUnavailable | TimeoutError | psycopg.InterfaceError):
+        return True
+    if isinstance(error, psycopg.Error):
+        state = error.sqlstate
+        if state is None:  # raised by the client: the connection is gone, or a pool timed out
+            return isinstance(error, psycopg.OperationalError)
+        return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_CODES
+    return False
 
 
 async def record(conn: AsyncConnection[Any], items: list[ParkedEvent]) -> None:
@@ -95,12 +106,18 @@ async def park_next(conn: AsyncConnection[Any], types: EventTypes, item: ParkedE
     return True
 
 
-async def replace_for(
+async def replace_parked_for(
     conn: AsyncConnection[Any], projection_names: list[str], items: list[ParkedEvent]
 ) -> None:
     """After a replay of these projections: what it parked is all that stays parked for them."""
     await conn.execute("DELETE FROM parked_events WHERE projection = ANY(%s)", (projection_names,))
     await record(conn, items)
+
+
+def distinct(items: list[ParkedEvent]) -> list[ParkedEvent]:
+    """One entry per projection and event: replay may meet a failing event twice (in the fold,
+    then again when it folds that key event by event)."""
+    return list({(item.projection, item.event.position): item for item in items}.values())
 
 
 async def listing(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ time; an event that keeps failing is parked (crm/projections/poison.py) and the 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,8 @@ from crm.database import use_text_for_ids_and_dates
 from crm.projections import poison, positions
 from crm.projections.apply import apply_events
 from crm.projections.base import Projection
-from crm.rendering import Renderer
+from crm.projections.poison import ParkedEvent
+from crm.rendering import Renderer, RenderFailed
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, read_batch
 
@@ -99,6 +100,7 @@ class Projector:
         # per projection: step one event at a time up to this position, to find a failing event
         self._stepping_until: dict[str, int] = {}
         self._failing: dict[str, Failing] = {}
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record the waits
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -151,17 +153,11 @@ class Projector:
 
     async def _drive(self, projection: Projection[Any]) -> None:
         backoff = Backoff()
-        failure_backoff = Backoff(first=self.settings.first_retry, ceiling=60.0)
         while True:
             try:
                 async with await self.connect() as conn:
                     await self._lead(conn, projection)
-                    await self._follow_the_stream(conn, projection, backoff, failure_backoff)
-            except EventFailed as failed:
-                _stop_if_cancelled()
-                delay = failure_backoff.next()
-                self.states[projection.name] = f"retrying: {failed}"
-                await asyncio.sleep(delay)
+                    await self._follow_the_stream(conn, projection, backoff)
             except Exception as error:  # a lost database or renderer: retry, never die
                 _stop_if_cancelled()
                 delay = backoff.next()
@@ -173,7 +169,7 @@ class Projector:
                     delay,
                     exc_info=not poison.is_transient(error),
                 )
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
 
     async def _lead(self, conn: AsyncConnection[Any], projection: Projection[Any]) -> None:
         """Return once this connection holds the projection's leader lock."""
@@ -190,22 +186,35 @@ class Projector:
             await asyncio.sleep(self.settings.lock_retry)
 
     async def _follow_the_stream(
-        self,
-        conn: AsyncConnection[Any],
-        projection: Projection[Any],
-        *backoffs: Backoff,
+        self, conn: AsyncConnection[Any], projection: Projection[Any], backoff: Backoff
     ) -> None:
         doorbell = self._doorbells[projection.name]
+        failure_backoff = Backoff(first=self.settings.first_retry, ceiling=60.0)
         while True:
             doorbell.clear()
-            while await self.apply_next_batch(conn, projection):
-                for backoff in backoffs:  # progress: the next failure starts from a short wait
-                    backoff.reset()
+            while await self._apply_or_wait(conn, projection, failure_backoff):
+                backoff.reset()  # progress: the next failure starts from a short wait
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that coincides with the timeout, and shutdown then hangs
                 async with asyncio.timeout(self.settings.poll_interval):
                     await doorbell.wait()
+
+    async def _apply_or_wait(
+        self, conn: AsyncConnection[Any], projection: Projection[Any], backoff: Backoff
+    ) -> bool:
+        """Apply the next batch; after an event failed, wait before the next attempt, keeping the
+        connection and the leadership. False when there was nothing to apply."""
+        try:
+            applied = await self.apply_next_batch(conn, projection)
+        except EventFailed as failed:
+            self.states[projection.name] = f"retrying: {failed}"
+            await self.sleep(backoff.next())
+            return True
+        if applied:
+            backoff.reset()
+            self.states[projection.name] = "leading"
+        return applied
 
     async def apply_next_batch(
         self, conn: AsyncConnection[Any], projection: Projection[Any]
@@ -234,8 +243,6 @@ class Projector:
         if stepping_until is not None and events[-1].position >= stepping_until:
             del self._stepping_until[projection.name]
         self._failing.pop(projection.name, None)
-        if self.states[projection.name] != "leading":
-            self.states[projection.name] = "leading"
         return True
 
     async def _failed(
@@ -259,7 +266,9 @@ class Projector:
         if failing is None or failing.position != event.position:
             failing = self._failing[projection.name] = Failing(event.position)
         failing.attempts += 1
-        if failing.attempts < self.settings.park_after:
+        # rendering is deterministic and already bounded: a note over its limits stays over them
+        retry = not isinstance(error, RenderFailed)
+        if retry and failing.attempts < self.settings.park_after:
             log.warning(
                 "projection %s: event %d (%s) failed, attempt %d of %d",
                 projection.name,
@@ -273,10 +282,10 @@ class Projector:
                 f"event {event.position} ({event.type}) failed"
                 f" {failing.attempts} time(s): {error!r}"
             ) from error
-        item = poison.parked(projection, event, error, failing.attempts)
+        item = ParkedEvent.of(projection, event, error, failing.attempts)
         if await poison.park_next(conn, self.types, item):
             log.error(
-                "projection %s: parked event %d (%s) after %d attempts: %s",
+                "projection %s: parked event %d (%s) after %d attempt(s): %s",
                 projection.name,
                 event.position,
                 event.type,

@@ -27,8 +27,8 @@ from crm.projections import poison, positions
 from crm.projections.apply import apply_events
 from crm.projections.base import Handler, Projection, Row, canonical_key
 from crm.projections.poison import ParkedEvent
-from crm.projections.tables import copy_rows, markdown_texts, render_rows, rows_of
-from crm.rendering import Renderer, RenderFailed
+from crm.projections.tables import copy_rows, markdown_texts, render_rows, rows_of, with_html
+from crm.rendering import Renderer
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, head_position, read_batch, stream_from_thread
 
@@ -80,7 +80,7 @@ async def fold_stream(
                         key = canonical_key(key)
                     folded = handler(by_key.get(key), event)
                 except Exception as error:
-                    parked.append(poison.parked(projection, event, error, 1))
+                    parked.append(ParkedEvent.of(projection, event, error, 1))
                     continue
                 if folded is None:
                     by_key.pop(key, None)
@@ -135,7 +135,7 @@ async def _refold_key(
         except Exception as error:
             if poison.is_transient(error):
                 raise
-            parked.append(poison.parked(projection, event, error, 1))
+            parked.append(ParkedEvent.of(projection, event, error, 1))
             continue
         state, rows = folded, new_rows
     return rows
@@ -158,33 +158,21 @@ async def _rendered_rows(
             rows += rows_of(projection, {key: state})
         except Exception:
             failing.append(key)
-    if projection.markdown_indexes():
-        try:
-            rows = await render_rows(projection, rows, renderer)
-        except RenderFailed:
-            # the renderer found a text it cannot render: which keys hold one?
-            bad = await _failing_texts(projection, rows, renderer)
-            failing += [
-                row[0] for row in rows if not bad.isdisjoint(markdown_texts(projection, [row]))
-            ]
-            unrenderable = set(failing)
+    if projection.markdown_columns:
+        html, failed = await renderer.render_some(markdown_texts(projection, rows))
+        if failed:
+            # which keys hold a note that cannot be rendered? their events decide which is parked
+            unrenderable = {
+                row[0]
+                for row in rows
+                if not failed.keys().isdisjoint(markdown_texts(projection, [row]))
+            }
+            failing += unrenderable
             rows = [row for row in rows if row[0] not in unrenderable]
-            rows = await render_rows(projection, rows, renderer)
+        rows = with_html(projection, rows, html)
     for key in dict.fromkeys(failing):
         rows += await _refold_key(url, types, projection, key, upto, renderer, parked)
     return rows
-
-
-async def _failing_texts(
-    projection: Projection[Any], rows: list[Row], renderer: Renderer
-) -> set[str]:
-    bad: set[str] = set()
-    for text in dict.fromkeys(markdown_texts(projection, rows)):
-        try:
-            await renderer.render_one(text)
-        except RenderFailed:
-            bad.add(text)
-    return bad
 
 
 @contextmanager
@@ -293,7 +281,7 @@ async def build_table(
         )
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
             await write_table(conn, projection, projection.table, into, rows)
-    return parked
+    return poison.distinct(parked)
 
 
 async def _apply_or_park(
@@ -310,12 +298,12 @@ async def _apply_or_park(
             await apply_events(conn, projection, events, renderer, table)
         return
     except Exception as error:
-        if poison.is_transient(error) or len(events) == 1:
-            if poison.is_transient(error):
-                raise
-            parked.append(poison.parked(projection, events[0], error, 1))
+        if poison.is_transient(error):
+            raise
+        if len(events) == 1:
+            parked.append(ParkedEvent.of(projection, events[0], error, 1))
             return
-    for event in events:
+    for event in events:  # which one failed?
         await _apply_or_park(conn, projection, [event], table, renderer, parked)
 
 
@@ -339,7 +327,7 @@ async def _catch_up_and_swap(
         for projection in projections:
             await swap_in(conn, projection.table, shadow_name(projection.table))
             await positions.record_position(conn, projection.name, position, None)
-        await poison.replace_for(conn, [p.name for p in projections], parked)
+        await poison.replace_parked_for(conn, [p.name for p in projections], parked)
     return position
 
 
@@ -425,5 +413,5 @@ async def rebuild(
         position,
         time.perf_counter() - started,
         phases,
-        parked,
+        poison.distinct(parked),
     )

@@ -15,15 +15,31 @@ def _columns(projection: Projection[Any]) -> sql.Composed:
 
 
 async def load_states(
-    conn: AsyncConnection[Any], projection: Projection[Any], table: str, keys: list[str]
+    conn: AsyncConnection[Any],
+    projection: Projection[Any],
+    table: str,
+    keys: list[str],
+    renderer: Renderer,
 ) -> dict[str, Any]:
+    """The states of these keys, read back from their rows. The HTML the rows hold is handed to
+    the renderer, so notes that did not change are not rendered again."""
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {key} = ANY(%s::uuid[])").format(
         cols=_columns(projection),
         table=sql.Identifier(table),
         key=sql.Identifier(projection.key_column),
     )
+    rows = await (await conn.execute(query, (keys,))).fetchall()
+    sources = projection.markdown_sources()
+    renderer.remember(
+        {
+            row[source]: row[html]
+            for row in rows
+            for html, source in sources
+            if row[html] is not None
+        }
+    )
     grouped: dict[str, list[Row]] = defaultdict(list)
-    for key, *rest in await (await conn.execute(query, (keys,))).fetchall():
+    for key, *rest in rows:
         grouped[key].append(tuple(rest))
     return {key: projection.from_rows(key, rows) for key, rows in grouped.items()}
 
@@ -46,29 +62,34 @@ def rows_of(projection: Projection[Any], states: Mapping[str, Any]) -> Iterator[
 
 
 def markdown_texts(projection: Projection[Any], rows: Iterable[Row]) -> Iterator[str]:
-    indexes = projection.markdown_indexes()
+    """The Markdown sources in these rows that need rendering."""
+    sources = [source for _html, source in projection.markdown_sources()]
     for row in rows:
-        for index in indexes:
+        for index in sources:
             if row[index] is not None:
                 yield row[index]
+
+
+def with_html(projection: Projection[Any], rows: list[Row], html: Mapping[str, str]) -> list[Row]:
+    """The rows with each HTML column filled from its Markdown source column."""
+    pairs = projection.markdown_sources()
+    rendered = []
+    for row in rows:
+        values = list(row)
+        for html_index, source_index in pairs:
+            source = values[source_index]
+            values[html_index] = None if source is None else html[source]
+        rendered.append(tuple(values))
+    return rendered
 
 
 async def render_rows(
     projection: Projection[Any], rows: list[Row], renderer: Renderer
 ) -> list[Row]:
-    """The rows with each Markdown column's source replaced by its sanitized HTML."""
-    indexes = projection.markdown_indexes()
-    if not indexes:
+    """The rows, rendered; RenderFailed if a note in them cannot be."""
+    if not projection.markdown_columns:
         return rows
-    html = await renderer.render(markdown_texts(projection, rows))
-    rendered = []
-    for row in rows:
-        values = list(row)
-        for index in indexes:
-            if values[index] is not None:
-                values[index] = html[values[index]]
-        rendered.append(tuple(values))
-    return rendered
+    return with_html(projection, rows, await renderer.render(markdown_texts(projection, rows)))
 
 
 async def copy_rows(

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection, errors
 from crm.store.entities import claim_account
 from crm.store.event_types import EventTypes
 from crm.store.events import Appended, append
+from crm.store.validation import validate_payload
 
 
 class CommandRefused(ValueError):
@@ -205,6 +206,14 @@ async def record_interaction(
     interaction_keys answers, in this transaction: exact at once, however far the interactions
     projection lags. The contact's row lock serializes two records for the same contact.
     """
+    payload = {
+        "contact_id": _canonical_contact_id(contact_id),
+        "account_id": account_id,
+        "interacted_on": interacted_on,
+        "notes": notes,
+    }
+    # before the day is claimed: a bad date is a field error, not a database error
+    validate_payload(types.get("interaction-recorded"), payload)
     async with conn.transaction():
         contact_id = await _lock_own_contact(conn, account_id, contact_id)
         if not await _claim_day(conn, contact_id, interacted_on) and not replace:
@@ -213,12 +222,6 @@ async def record_interaction(
                 "'Replace that day's notes' to update it",
                 "interacted_on",
             )
-        payload = {
-            "contact_id": contact_id,
-            "account_id": account_id,
-            "interacted_on": interacted_on,
-            "notes": notes,
-        }
         appended = await append(conn, types, "interaction-recorded", payload, account_id)
     return Done(appended, contact_id)
 

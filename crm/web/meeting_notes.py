@@ -22,24 +22,38 @@ PAYLOAD_TO_FORM = {"meeting_on": "meeting_on", "notes": "meeting_notes"}
 log = logging.getLogger(__name__)
 
 
-async def check_renders_in_time(renderer: Renderer, form: Form, name: str) -> None:
-    """Refuse Markdown that would cost more than RENDER_BUDGET to render (measured in the
-    renderer's worker process, never on the event loop), so every stored note renders fast."""
+# accounts with a note being checked now: one at a time each, so that one account's flood of
+# costly notes queues behind itself, not in front of everyone's saves
+_checking: set[str] = set()
+TOO_INTRICATE = (
+    f"is too intricate to format in time (the limit is {RENDER_BUDGET * 1000:.0f} ms of work):"
+    " use fewer nested brackets, emphasis marks, entities or list levels"
+)
+NOT_CHECKED = "could not be checked just now; please save it again in a moment"
+
+
+async def check_renders_in_time(renderer: Renderer, form: Form, name: str, account: str) -> None:
+    """Refuse a note that would cost more than RENDER_BUDGET to render, or would render to more
+    than MAX_HTML: measured in the renderer's worker process, never on the event loop, so that
+    every stored note renders fast."""
     if not form.ok:
         return
-    try:
-        seconds = await renderer.measure(form[name])
-    except RenderFailed:
-        seconds = float("inf")
-    except RendererUnavailable as error:  # the projector's hard timeout still guards it
-        log.warning("notes accepted without their rendering check: %s", error)
+    if account in _checking:
+        form.fail(name, NOT_CHECKED)
         return
-    if seconds > RENDER_BUDGET:
-        form.fail(
-            name,
-            f"is too intricate to format in time (the limit is {RENDER_BUDGET * 1000:.0f} ms"
-            " of work): use fewer nested brackets, emphasis marks or list levels",
-        )
+    _checking.add(account)
+    try:
+        outcome = await renderer.measure(form[name])
+    except (RenderFailed, RendererUnavailable) as error:
+        log.warning("a note could not be checked: %s", error)
+        form.fail(name, NOT_CHECKED)
+        return
+    finally:
+        _checking.discard(account)
+    if outcome.html is None and outcome.cpu_seconds >= RENDER_BUDGET:
+        form.fail(name, TOO_INTRICATE)
+    elif outcome.html is None:
+        form.fail(name, f"cannot be formatted: it {outcome.problem}")
 
 
 async def write(request: Request) -> Response:
@@ -49,7 +63,9 @@ async def write(request: Request) -> Response:
     form.multi_line("meeting_notes")
     form.a_date("meeting_on")
     form.at_most("meeting_notes", 20000)
-    await check_renders_in_time(services_of(request).renderer, form, "meeting_notes")
+    await check_renders_in_time(
+        services_of(request).note_checker, form, "meeting_notes", posted.account
+    )
     done = await attempt_on_contact(
         request,
         posted,
