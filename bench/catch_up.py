@@ -14,26 +14,16 @@ import time
 from bench.replay import _generate
 from bench.server import database_url
 from crm.bootstrap import prepare_database
-from crm.broadcaster import Broadcaster
-from crm.projections.projector import Projector
+from crm.projections.projector import catch_up
 from crm.projections.registry import ALL
-from crm.rendering import Renderer
 
 
 async def main(events: int) -> None:
     with database_url() as url:
         types = await prepare_database(url)
         await _generate(url, types, events, 200)
-        renderer = Renderer()
-        projector = Projector(url, types, ALL, Broadcaster(), renderer)
         started = time.perf_counter()
-        try:
-            async with await projector.connect() as conn:
-                for projection in ALL:
-                    while await projector.apply_next_batch(conn, projection):
-                        pass
-        finally:
-            renderer.close()
+        await catch_up(url, types, ALL)
         seconds = time.perf_counter() - started
         print(
             f"live projector, {len(ALL)} projections, {events:,}-event backlog: "

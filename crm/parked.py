@@ -35,16 +35,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+async def _tracebacks(conn: AsyncConnection[Any]) -> dict[tuple[str, int], str]:
+    cursor = await conn.execute("SELECT projection, position, traceback FROM parked_events")
+    return {(name, position): trace for name, position, trace in await cursor.fetchall()}
+
+
 async def _list(url: str, tracebacks: bool) -> list[dict[str, Any]]:
+    """Print the parked events (and their tracebacks, if asked); return them."""
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
         parked = await poison.listing(conn)
-        traces = dict(
-            await (
-                await conn.execute(
-                    "SELECT projection || ':' || position, traceback FROM parked_events"
-                )
-            ).fetchall()
-        )
+        traces = await _tracebacks(conn) if tracebacks else {}
     if not parked:
         print("no parked events")
     for item in parked:
@@ -54,7 +54,7 @@ async def _list(url: str, tracebacks: bool) -> list[dict[str, Any]]:
             f" {item['attempts']} attempt(s): {item['error']}"
         )
         if tracebacks:
-            print(traces[f"{item['projection']}:{item['position']}"])
+            print(traces[(item["projection"], item["position"])])
     return parked
 
 

@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -135,6 +138,39 @@ async def test_after_the_fix_a_retry_applies_the_parked_event_and_equals_a_fresh
     assert result.parked == []
     assert await parked_rows(conn) == []
     assert await names_in(conn, hostile) == {"Poison Pill"}
+    assert await differences(conn, types, CONTACTS) == 0
+
+
+def parked_command(db_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return subprocess.run(
+        [sys.executable, "-m", "crm.parked", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_the_parked_command_lists_them_and_a_retry_applies_them_after_the_fix(
+    db_url, types, conn
+):
+    account = await sign_up(conn, types)
+    contact = await add_contact(conn, types, account, "Poison Pill")
+    async with running(db_url, types, [contacts_failing_on("Poison Pill")]):
+        await wait_until_caught_up(conn, ["contacts"])
+
+    listed = await asyncio.to_thread(parked_command, db_url, "--tracebacks")
+    assert listed.returncode == 1, listed.stderr
+    assert f"contacts: event 2 (contact-created) about {contact}" in listed.stdout
+    assert "RuntimeError: cannot handle Poison Pill" in listed.stdout
+    assert "Traceback (most recent call last)" in listed.stdout
+
+    retried = await asyncio.to_thread(parked_command, db_url, "--retry")  # with the fixed code
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "0 event(s) still parked" in retried.stdout
+    assert await parked_rows(conn) == []
+    assert await names_in(conn, account) == {"Poison Pill"}
     assert await differences(conn, types, CONTACTS) == 0
 
 
