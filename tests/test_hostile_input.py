@@ -7,7 +7,9 @@ each hostile request is checked to append no event and to leave the account sign
 """
 
 import asyncio
+import html
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from crm.web import params
+from crm.web.forms import Form
 from crm.web.stream import _last_seen
 from tests.web_support import add_contact, app_client, csrf_of, event_count, sign_up
 
@@ -237,6 +240,76 @@ def test_a_write_to_a_malformed_contact_id_is_not_found(
         assert response.status_code == 404
 
 
+# The contact's id written as uuid.UUID reads it and PostgreSQL does not, or as neither writes
+# it: only 8-4-4-4-12 names a contact (in either case), anything else is not found.
+NON_CANONICAL_IDS = {
+    "urn": lambda contact: f"urn:uuid:{contact}",
+    "uuid prefix": lambda contact: f"uuid:{contact}",
+    "braces": lambda contact: f"%7B{contact}%7D",
+    "trailing dash": lambda contact: f"{contact}-",
+    "dashes everywhere": lambda contact: "-".join(contact.replace("-", "")),
+    "no dashes": lambda contact: contact.replace("-", ""),
+    "plus sign": lambda contact: f"%2B{contact[1:]}",
+    "fullwidth": lambda contact: contact.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)}),
+}
+CONTACT_PAGES = [
+    "",
+    "/edit",
+    "/added",
+    "?section=details",
+    "?section=interactions",
+    "?section=notes",
+]
+
+
+@pytest.mark.parametrize("page", CONTACT_PAGES)
+@pytest.mark.parametrize("written", NON_CANONICAL_IDS.values(), ids=NON_CANONICAL_IDS.keys())
+def test_a_contact_id_written_another_way_is_not_found(
+    alice: Account, written: Any, page: str
+) -> None:
+    response = alice.client.get(f"/contacts/{written(alice.contact)}{page}")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path", "data"), [w for w in WRITES if "{id}" in w[1]])
+@pytest.mark.parametrize("htmx", [False, True], ids=["form", "htmx"])
+@pytest.mark.parametrize("written", NON_CANONICAL_IDS.values(), ids=NON_CANONICAL_IDS.keys())
+def test_a_write_to_a_contact_id_written_another_way_is_not_found_and_saves_nothing(
+    alice: Account, method: str, path: str, data: dict[str, str], htmx: bool, written: Any
+) -> None:
+    with nothing_written(alice):
+        response = alice.client.request(
+            method,
+            path.format(id=written(alice.contact)),
+            data={**data, "csrf_token": alice.token()},
+            headers={"HX-Request": "true"} if htmx else {},
+        )
+        assert response.status_code == 404
+
+
+@pytest.mark.parametrize("page", CONTACT_PAGES)
+def test_a_contact_id_in_capitals_is_the_same_contact(alice: Account, page: str) -> None:
+    response = alice.client.get(f"/contacts/{alice.contact.upper()}{page}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["form", "htmx"])
+def test_a_write_to_a_contact_id_in_capitals_answers_for_the_contact(
+    alice: Account, htmx: bool
+) -> None:
+    day = "2026-10-02" if htmx else "2026-10-01"
+    response = alice.client.post(
+        f"/contacts/{alice.contact.upper()}/interactions",
+        data={"interacted_on": day, "interaction_notes": "met", "csrf_token": alice.token()},
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+    if htmx:
+        assert response.status_code == 200 and day in response.text
+    else:
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/contacts/{alice.contact}"
+
+
 @pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "https://evil.example"])
 @pytest.mark.parametrize("suffix", ["", "\x00", "\r\nSet-Cookie: x=1", "\u2028"])
 def test_a_log_in_page_never_sends_anyone_to_another_site(
@@ -442,6 +515,68 @@ def test_notes_refuse_control_characters_other_than_tabs_and_line_breaks(
         assert f"{label} must not contain control characters (found " in response.text
 
 
+# Text direction controls: embeddings, overrides, isolates and their ends
+DIRECTION_CONTROLS = [chr(code) for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]]
+
+
+@pytest.mark.parametrize(("path", "data", "field", "label"), MULTI_LINE_FIELDS)
+@pytest.mark.parametrize("char", DIRECTION_CONTROLS, ids=lambda char: f"U+{ord(char):04X}")
+def test_notes_refuse_text_direction_controls(
+    alice: Account, path: str, data: dict[str, str], field: str, label: str, char: str
+) -> None:
+    with nothing_written(alice):
+        response = _post(alice, path, {**data, field: f"pay {char}0001$ now"})
+        assert response.status_code == 422
+        assert (
+            f"{label} must not contain control characters (found a text direction control,"
+            f" U+{ord(char):04X} "
+        ) in response.text
+
+
+# Nothing a reader can see or click: joiners, fillers, a blank Braille pattern, marks alone
+INVISIBLE = {
+    "zero-width joiner": "\u200d",
+    "joiners": "\u200d\u200c\u200d",
+    "Hangul filler": "\u3164",
+    "halfwidth Hangul filler": "\uffa0",
+    "Hangul choseong and jungseong fillers": "\u115f\u1160",
+    "Braille blank": "\u2800",
+    "combining marks": "\u0301\u0308\u20dd",
+    "filler, joiner and mark": "\u3164\u200d\u0301",
+}
+
+
+@pytest.mark.parametrize(("path", "data", "field", "label"), SINGLE_LINE_FIELDS)
+@pytest.mark.parametrize("value", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_a_one_line_field_with_nothing_visible_is_refused(
+    alice: Account, path: str, data: dict[str, str], field: str, label: str, value: str
+) -> None:
+    with nothing_written(alice):
+        response = _post(alice, path, {**data, field: value})
+        assert response.status_code == 422
+        assert f"{label} must contain a visible character: a letter, digit," in response.text
+
+
+def test_a_signup_address_with_an_encoded_word_is_refused(alice: Account) -> None:
+    """The address goes into the To header of the morning e-mail, where Python would decode it."""
+    with nothing_written(alice):
+        address = "eve@=?utf-8?q?evil.example=0D=0AX-Spam:_1?="  # one "@", a "." after it
+        response = _post(alice, "/signup", {**SIGNUP, "email": address})
+        assert response.status_code == 422
+        assert "E-mail must be an e-mail address like you@example.com" in response.text
+
+
+def test_the_list_snippet_of_notes_full_of_markup_characters_is_those_characters(
+    alice: Account,
+) -> None:
+    notes = _post(alice, "/contacts/{id}/next_meeting", {**MEETING, "meeting_notes": "<" * 500})
+    assert notes.status_code == 303
+    (snippet,) = re.findall(
+        r'<span class="snippet">([^<]*)</span>', alice.client.get("/contacts").text
+    )
+    assert html.unescape(snippet) == "<" * 89 + "\u2026"
+
+
 @pytest.mark.parametrize(
     ("path", "data", "field", "label"),
     [
@@ -511,6 +646,33 @@ def test_notes_keep_line_breaks_and_tabs_and_names_keep_joiners(alice: Account) 
 
 
 # ---- the helpers themselves ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X",
+        "\u674e",  # a CJK ideograph
+        "\u0663",  # ARABIC-INDIC DIGIT THREE
+        "!",
+        "\u263a",  # a symbol
+        "e\u0301",  # a letter and its combining accent
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with a ZWNJ
+        "\u3164Ada",  # a filler beside letters
+    ],
+)
+def test_a_name_with_one_visible_character_is_accepted(name: str) -> None:
+    form = Form({"name": name})
+    form.single_line("name")
+    assert form.ok, form.errors
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c"])
+def test_notes_keep_direction_marks(mark: str) -> None:
+    """Marks set the direction of neutral characters beside them and reorder nothing else."""
+    form = Form({"notes": f"\u05e9\u05dc\u05d5\u05dd{mark} (3)"})
+    form.multi_line("notes")
+    assert form.ok, form.errors
 
 
 def test_a_position_is_at_most_18_ascii_digits() -> None:

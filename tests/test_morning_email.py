@@ -1,6 +1,7 @@
 """The morning e-mail, against a real SMTP server (aiosmtpd) and a clock the tests control."""
 
 import asyncio
+import base64
 import email
 import json
 import os
@@ -10,6 +11,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from email import policy
 from email.message import Message
@@ -418,6 +420,53 @@ def test_a_name_keeps_its_letters_and_joiners():
         message["Subject"]
         == f"Your meeting with Eve Mallory \U0001f469\u200d\U0001f4bb today ({DAY})"
     )
+
+
+def _b_encoded(text: str, charset: str = "UTF-8", b: str = "B") -> str:
+    return f"=?{charset}?{b}?{base64.b64encode(text.encode()).decode()}?="
+
+
+# RFC 2047 encoded words that decode to a line break: Python before 3.11.10 decodes them in a
+# header value it is given and writes the line break when it folds (CVE-2024-6923)
+ENCODED_WORD_NAMES = {
+    "Reply-To, q-encoded": "=?utf-8?q?Al=0D=0AReply-To:_attacker@evil.example?=",
+    "end of the headers": "=?utf-8?q?Hi=0D=0A=0D=0A<h1>Body_takeover</h1>?=",
+    "Bcc, b-encoded": _b_encoded("Al\r\nBcc: spy@evil.example"),
+    "lower-case b": _b_encoded("Al\r\nReply-To: attacker@evil.example", "utf-8", "b"),
+    "upper-case Q": "=?UTF-8?Q?Al=0D=0AReply-To:_attacker@evil.example?=",
+    "Latin-1": "=?iso-8859-1?q?Al=0A=0ABody_takeover?=",
+    "inside a word": "Ada=?utf-8?q?=0D=0AReply-To:_attacker@evil.example?=Lovelace",
+    "after a bidi control": "=\u202e?utf-8?q?Al=0D=0AReply-To:_attacker@evil.example?=",
+    "two words": "=?utf-8?q?Al=0D?= =?utf-8?q?=0AReply-To:_attacker@evil.example?=",
+}
+HEADERS = ["Subject", "From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"]
+
+
+@pytest.mark.parametrize("name", ENCODED_WORD_NAMES.values(), ids=ENCODED_WORD_NAMES.keys())
+def test_a_name_in_rfc_2047_encoded_words_adds_no_header_and_ends_no_headers(name: str):
+    raw = bytes(compose(due_email(name), SENDER))
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert list(message.keys()) == HEADERS and b"\r" not in raw
+    assert message["Reply-To"] is None and message["Bcc"] is None
+    subject = message["Subject"].lstrip()
+    assert subject.startswith("Your meeting with ") and subject.endswith(f" today ({DAY})")
+    assert not any(map(_breaks_a_line, subject)), repr(subject)
+    assert message.get_body(("plain",)).get_content().endswith("notes\n\n-- \ncrm\n")
+    assert message.get_body(("html",)).get_content().endswith('<p style="color:#666">-- crm</p>\n')
+
+
+@pytest.mark.parametrize(
+    ("to", "sender"),
+    [
+        ("me@=?utf-8?q?evil.example=0D=0AReply-To:_attacker@evil.example?=", SENDER),
+        ("=?utf-8?q?me=0D=0AReply-To:_attacker@evil.example?=@example.com", SENDER),
+        ("me@example.com", "crm@=?utf-8?q?example.com=0D=0AReply-To:_a@evil.example?="),
+    ],
+)
+def test_an_address_in_encoded_words_is_not_composed(to: str, sender: str):
+    """Sign-up refuses such an address now; one stored before is never sent."""
+    with pytest.raises(ValueError):
+        compose(replace(due_email("Ada"), to=to), sender)
 
 
 def _schema_property(event_type: str, name: str) -> dict[str, Any]:

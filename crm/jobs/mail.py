@@ -1,6 +1,7 @@
 """Sending a message: over SMTP (CRM_SMTP_URL), or into an outbox folder for development."""
 
 import logging
+import re
 import smtplib
 import ssl
 import unicodedata
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 # Zero-width (non-)joiners are format characters that spell words in Persian and Indic scripts
 # and join emoji; they cannot break a line or reorder text, so one_line keeps them.
 _JOINERS = frozenset("\u200c\u200d")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def one_line(text: str, limit: int) -> str:
@@ -25,7 +27,26 @@ def one_line(text: str, limit: int) -> str:
     controls, BOM, soft hyphen) and surrogates are dropped, whitespace runs become one space,
     and the result is cut to `limit` characters, an ellipsis marking the cut.
     """
-    line = " ".join("".join(map(_in_one_line, text)).split())
+    return _cut(_cleaned(text), limit)
+
+
+def header_text(text: str, limit: int) -> str:
+    """one_line() for text that goes into a header: "=?" is spaced out to "= ?".
+
+    The email package (before Python 3.11.10) decodes an RFC 2047 encoded word found in a value
+    it is given, then writes the decoded text when it folds the header: a name like
+    "=?utf-8?q?Al=0D=0AReply-To:_x@evil.example?=" becomes a header of its own
+    (CVE-2024-6923). Spaced out, no encoded word is left to decode, and the name still reads.
+    """
+    # after cleaning, which drops characters that could sit between "=" and "?"
+    return _cut(_cleaned(text).replace("=?", "= ?"), limit)
+
+
+def _cleaned(text: str) -> str:
+    return " ".join("".join(map(_in_one_line, text)).split())
+
+
+def _cut(line: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
 
 
@@ -36,6 +57,19 @@ def _in_one_line(char: str) -> str:
     if category in ("Cf", "Cs") and char not in _JOINERS:
         return ""
     return char
+
+
+def refuse_injected_headers(message: EmailMessage) -> None:
+    """Raise ValueError if a header of message would be written as more than one header.
+
+    What Python 3.11.10 checks when it writes a message (verify_generated_headers): every line
+    a header folds into, after its first, must start with white space. A guard for any value
+    header_text() did not clean, such as an address stored before sign-up refused "=?".
+    """
+    for name, value in message.items():
+        folded = message.policy.fold(name, value).removesuffix(message.policy.linesep)
+        if any(not line[:1].isspace() for line in _LINE_END.split(folded)[1:]):
+            raise ValueError(f"the {name} header would be written as more than one header")
 
 
 class Transport(Protocol):

@@ -36,7 +36,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crm.jobs.mail import Transport, one_line
+from crm.jobs.mail import Transport, header_text, one_line, refuse_injected_headers
 from crm.store.entities import ensure_process
 from crm.store.event_types import EventTypes
 from crm.store.events import append
@@ -121,12 +121,13 @@ def compose(email: DueEmail, sender: str) -> EmailMessage:
     """The message for one due e-mail.
 
     The contact's name is whatever its event's schema allowed (line breaks, control and bidi
-    characters, 200 characters): it is made one clean line everywhere and escaped in HTML. The
-    account's address is used as stored, never rewritten: one that is not a valid header value
-    makes this raise, and the job reports that e-mail as failed.
+    characters, 200 characters, RFC 2047 encoded words): it is made one clean line everywhere,
+    with no encoded word in the Subject, and escaped in HTML. The account's address is used as
+    stored, never rewritten: one that is not a valid header value, or that would be written as
+    more than one header, makes this raise, and the job reports that e-mail as failed.
     """
     name = one_line(email.contact_name, NAME_LIMIT) or NO_NAME
-    short_name = one_line(email.contact_name, SUBJECT_NAME_LIMIT) or NO_NAME
+    short_name = header_text(email.contact_name, SUBJECT_NAME_LIMIT) or NO_NAME
     message = EmailMessage()
     message["Subject"] = f"Your meeting with {short_name} today ({email.meeting_on})"
     message["From"] = sender
@@ -143,6 +144,7 @@ def compose(email: DueEmail, sender: str) -> EmailMessage:
         '<p style="color:#666">-- crm</p>',
         subtype="html",
     )
+    refuse_injected_headers(message)
     return message
 
 

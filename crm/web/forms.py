@@ -22,6 +22,13 @@ _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # text: bidi overrides can show a name as something else, tag characters can hide text.
 _JOINERS = frozenset("\u200c\u200d")
 _MULTI_LINE = frozenset("\t\n\r")  # browsers send a textarea's line breaks as CR LF
+# Embeddings, overrides and isolates: they reorder the text after them, up to the end of a
+# paragraph or further, so a note can show something else than it says. The marks (U+200E,
+# U+200F, U+061C) only set the direction of neutral characters around them, and stay allowed.
+_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that show as nothing: Hangul fillers, the blank Braille pattern and a
+# blank musical note head. A name of these alone is an empty, unclickable link.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\U0001d159")
 
 
 async def posted_form(request: Request) -> FormData:
@@ -84,12 +91,19 @@ class Form:
                 self.fail(name, "is required")
 
     def single_line(self, *names: str) -> None:
-        """Refuse line breaks, control and invisible format characters (a name, an e-mail)."""
+        """Refuse line breaks, control and invisible format characters (a name, an e-mail),
+        and a value with nothing visible in it: joiners, fillers or combining marks alone."""
         for name in names:
             self._refuse(name, _breaks_one_line, "must be on one line, without control characters")
+            if self.values[name] and not any(map(_is_visible, self.values[name])):
+                self.fail(
+                    name,
+                    "must contain a visible character: a letter, digit, symbol or punctuation",
+                )
 
     def multi_line(self, *names: str) -> None:
-        """Refuse control characters other than tabs, CR and LF (notes, a description)."""
+        """Refuse control characters other than tabs, CR and LF, and text direction controls
+        (notes, a description)."""
         for name in names:
             self._refuse(name, _not_text, "must not contain control characters")
 
@@ -115,7 +129,10 @@ class Form:
         self.fail(name, "must be a date written YYYY-MM-DD")
 
     def an_email(self, name: str) -> None:
-        if self.values[name] and not _EMAIL.match(self.values[name]):
+        value = self.values[name]
+        # "=?" starts an RFC 2047 encoded word, which the email package decodes in a To header
+        # (crm/jobs/mail.py, header_text); no one's mailbox needs it
+        if value and (not _EMAIL.match(value) or "=?" in value):
             self.fail(name, "must be an e-mail address like you@example.com")
 
     def a_time_zone(self, name: str) -> None:
@@ -130,7 +147,15 @@ class Form:
 
 def _not_text(char: str) -> bool:
     # Cc: C0/C1 controls, NUL included; Cs: lone surrogates, which cannot be encoded.
-    return char not in _MULTI_LINE and unicodedata.category(char) in ("Cc", "Cs")
+    if char in _MULTI_LINE:
+        return False
+    return char in _DIRECTION_CONTROLS or unicodedata.category(char) in ("Cc", "Cs")
+
+
+def _is_visible(char: str) -> bool:
+    # L, N, S, P: letters, numbers, symbols, punctuation; not marks (they need a base),
+    # separators, or the controls and format characters single_line refuses
+    return unicodedata.category(char)[0] in "LNSP" and char not in _BLANKS
 
 
 def _breaks_one_line(char: str) -> bool:
@@ -149,6 +174,8 @@ def _describe(char: str) -> str:
 def _kind(char: str) -> str:
     if char in _LINE_BREAKS:
         return "a line break"
+    if char in _DIRECTION_CONTROLS:
+        return "a text direction control"
     if unicodedata.category(char) == "Cf":
         return "an invisible format character"
     return "a control character"

@@ -12,6 +12,10 @@ from collections.abc import Container
 # ASCII digits only: str.isdigit() accepts "²" and other Unicode digits that int() refuses, and
 # int() refuses more than 4,300 digits. 18 digits always fit PostgreSQL's bigint.
 _POSITION = re.compile(r"[0-9]{1,18}")
+# A contact's id as the app writes it in URLs. uuid.UUID also takes "urn:uuid:", braces, dashes
+# anywhere, and (through int()) "+", "_", spaces and non-ASCII digits, which PostgreSQL refuses;
+# none of those name a page. Capitals PostgreSQL and the write side take: the same contact.
+_CONTACT_ID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 LAST_PAGE = 999_999  # 50 million rows in: no list is that long, and OFFSET stays small
 SEARCH_LENGTH = 200
 LOCAL_PATH_LENGTH = 2_000
@@ -28,6 +32,14 @@ def a_page(raw: str | None) -> int:
     """A page number from 1 to LAST_PAGE; anything else (absent, 0, "²", 5,000 digits) is 1."""
     page = a_position(raw)
     return page if page is not None and 1 <= page <= LAST_PAGE else 1
+
+
+def a_contact_id(raw: str | None) -> str | None:
+    """A contact's id as events and projections store it (lower case, 8-4-4-4-12), from one
+    written so in either case; None for anything else."""
+    if raw is None or not _CONTACT_ID.fullmatch(raw):
+        return None
+    return raw.lower()
 
 
 def a_choice(raw: str | None, choices: Container[str], default: str) -> str:

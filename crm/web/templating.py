@@ -24,9 +24,13 @@ def _page_context(request: Request) -> dict[str, Any]:
 
 
 def plain_text(html: str, length: int = 90) -> str:
-    """A one-line snippet of rendered notes: tags dropped, white space folded."""
-    text = " ".join(nh3.clean(html, tags=set()).split())
-    return html_lib.unescape(text if len(text) <= length else text[: length - 1] + "…")
+    """A one-line snippet of rendered notes: tags dropped, entities decoded, white space folded.
+
+    Decoded before the cut, so that the cut counts characters, never splits "&lt;", and the
+    snippet is escaped once, by the template.
+    """
+    text = " ".join(html_lib.unescape(nh3.clean(html, tags=set())).split())
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 templates = Jinja2Templates(directory=ROOT / "templates", context_processors=[_page_context])
