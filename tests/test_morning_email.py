@@ -640,7 +640,7 @@ def test_the_emails_command_says_what_would_fail_and_what_failed_before(
     assert "last attempt failed: cannot send: SMTPRecipientsRefused" in bea and "550" in bea
 
 
-def test_health_lists_a_failing_email_without_its_address_or_notes(
+def test_health_counts_a_failing_email_without_saying_whose(
     db_url, types, smtp, tmp_path: Path, monkeypatch
 ):
     today = datetime.now(UTC).date().isoformat()
@@ -660,17 +660,16 @@ def test_health_lists_a_failing_email_without_its_address_or_notes(
     app = App({**env, "CRM_SMTP_URL": smtp.url}).start()
     try:
         deadline = time.monotonic() + 20
-        while (job := (health := app.health())["morning_email"]) is None or not job["failing"]:
+        while (job := (health := app.health())["morning_email"]) is None or not job[
+            "failing_count"
+        ]:
             assert time.monotonic() < deadline, f"/health does not report the failure: {job}"
             time.sleep(0.1)
     finally:
         app.stop()
     assert health["status"] == "degraded"
     assert job["error"] is None and job["failing_count"] == 1
-    ((failing),) = job["failing"]
-    assert failing["contact_id"] == ids["bea"] and failing["meeting_on"] == today
-    assert failing["reason"].startswith("cannot send: SMTPRecipientsRefused")
-    assert "550" in failing["reason"] and "<recipient>" in failing["reason"]
-    assert "bob@example.com" not in json.dumps(job) and "secret" not in json.dumps(job)
+    shown = json.dumps(health)
+    assert ids["bea"] not in shown and "bob@example.com" not in shown and "secret" not in shown
     (sent,) = smtp.inbox.messages
     assert sent["Subject"] == f"Your meeting with Eve Mallory today ({today})"

@@ -366,6 +366,14 @@ def test_a_parked_event_shows_in_health_and_on_the_contact_page_and_others_go_on
             assert "Part of this contact could not be updated" in page
             assert "its details and notes, its morning e-mail" in page
             assert "could not be updated" not in bob.get(f"/contacts/{friend}").text
+            # and still says so in the fragment an htmx edit answers with
+            edited = eve.post(
+                f"/contacts/{contact}",
+                data={"name": "Mallory B", "description": "", "contact_method": ""},
+                headers={"HX-Request": "true", "X-CSRF-Token": web.csrf_of(eve, "/contacts")},
+            )
+            assert edited.status_code == 200
+            assert "Part of this contact could not be updated" in edited.text
     finally:
         impatient.close()
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.projections import poison
+from crm.projections.registry import BY_NAME
 from crm.store import commands
 from crm.web import reads
 from crm.web.forms import Form, posted_form
@@ -94,27 +95,28 @@ def not_shown_yet(contact_id: str) -> dict[str, Any]:
     }
 
 
-# what each projection shows of a contact, for a page that says a part could not be updated
-PARTS = {
-    "contacts": "its details and notes",
-    "interactions": "its interactions",
-    "meeting_notes_emails": "its morning e-mail",
-}
 NOT_SHOWN = (
     "This contact cannot be shown right now: crm could not process one of its changes. Your"
     " change is saved and the problem is reported; the contact will show once it is fixed."
 )
 
 
-def _page(contact: dict[str, Any], interactions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"contact": contact, "interactions": interactions, **blank_forms(contact)}
+def _page(
+    contact: dict[str, Any], interactions: list[dict[str, Any]], parked: list[str]
+) -> dict[str, Any]:
+    """A contact's page context; `parked`: the projections with events about it they could not
+    apply (crm/projections/poison.py), which the page names as not up to date."""
+    stale = [BY_NAME[name].describes if name in BY_NAME else name for name in parked]
+    return {
+        "contact": contact,
+        "interactions": interactions,
+        "stale_parts": stale,
+        **blank_forms(contact),
+    }
 
 
 async def contact_context(request: Request, account: str, contact_id: str) -> dict[str, Any]:
-    """A contact's page, read from the projections: 404 while they do not show the contact.
-
-    A contact with parked events (crm/projections/poison.py) says which part is not up to date.
-    """
+    """A contact's page, read from the projections: 404 while they do not show the contact."""
     async with services_of(request).pool.connection() as conn:
         row = await reads.contact(conn, account, contact_id)
         parked = await poison.parts_parked_for(conn, contact_id)
@@ -123,7 +125,7 @@ async def contact_context(request: Request, account: str, contact_id: str) -> di
                 raise HTTPException(503, NOT_SHOWN)
             raise NotFound()
         interactions = await reads.contact_interactions(conn, account, contact_id)
-    return {**_page(row, interactions), "stale_parts": [PARTS.get(p, p) for p in parked]}
+    return _page(row, interactions, parked)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,8 @@ async def context_after_write(request: Request, write: ContactWrite) -> dict[str
     async with services_of(request).pool.connection() as conn:
         row = await reads.contact(conn, write.account, write.contact_id)
         interactions = await reads.contact_interactions(conn, write.account, write.contact_id)
-    return _page(row or not_shown_yet(write.contact_id), interactions)
+        parked = await poison.parts_parked_for(conn, write.contact_id)
+    return _page(row or not_shown_yet(write.contact_id), interactions, parked)
 
 
 async def redirect_to_contact(
