@@ -18,11 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 from crm import settings as settings_module
 from crm.bootstrap import morning_email_job, prepare_database
 from crm.database import open_database
-from crm.jobs.mail import one_line
 from crm.jobs.morning_email import DueEmail, MorningEmail, compose_error
 from crm.projections.accounts import ACCOUNTS
 from crm.projections.meeting_notes_emails import MEETING_NOTES_EMAILS
 from crm.projections.projector import catch_up
+from crm.text import one_line
 
 
 def _moment(text: str) -> datetime:

@@ -29,8 +29,9 @@ from hypothesis import Phase, example, find, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from crm.ids import canonical_key
 from crm.jobs.morning_email import DueEmail, compose
-from crm.projections.base import Projection, canonical_key
+from crm.projections.base import Projection
 from crm.projections.contacts import CONTACTS
 from crm.projections.meeting_notes_emails import MEETING_NOTES_EMAILS
 from crm.projections.registry import ALL

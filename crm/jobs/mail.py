@@ -4,59 +4,28 @@ import logging
 import re
 import smtplib
 import ssl
-import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from crm.text import cut, flattened
+
 log = logging.getLogger(__name__)
-# Zero-width (non-)joiners are format characters that spell words in Persian and Indic scripts
-# and join emoji; they cannot break a line or reorder text, so one_line keeps them.
-_JOINERS = frozenset("\u200c\u200d")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def one_line(text: str, limit: int) -> str:
-    """Text fit for a header or a single line of output, whatever a stored event holds.
-
-    EmailMessage refuses header values with line breaks (CR, LF, VT, FF, U+001C-1E, U+0085,
-    U+2028/2029) and cannot encode lone surrogates; bidi overrides would reorder what follows
-    them. Line breaks and other control characters become spaces, format characters (bidi
-    controls, BOM, soft hyphen) and surrogates are dropped, whitespace runs become one space,
-    and the result is cut to `limit` characters, an ellipsis marking the cut.
-    """
-    return _cut(_cleaned(text), limit)
-
-
 def header_text(text: str, limit: int) -> str:
-    """one_line() for text that goes into a header: "=?" is spaced out to "= ?".
+    """crm.text.one_line() for text that goes into a header: "=?" is spaced out to "= ?".
 
     The email package (before Python 3.11.10) decodes an RFC 2047 encoded word found in a value
     it is given, then writes the decoded text when it folds the header: a name like
     "=?utf-8?q?Al=0D=0AReply-To:_x@evil.example?=" becomes a header of its own
     (CVE-2024-6923). Spaced out, no encoded word is left to decode, and the name still reads.
     """
-    # after cleaning, which drops characters that could sit between "=" and "?"
-    return _cut(_cleaned(text).replace("=?", "= ?"), limit)
-
-
-def _cleaned(text: str) -> str:
-    return " ".join("".join(map(_in_one_line, text)).split())
-
-
-def _cut(line: str, limit: int) -> str:
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
-
-
-def _in_one_line(char: str) -> str:
-    category = unicodedata.category(char)
-    if category in ("Cc", "Zl", "Zp"):
-        return " "
-    if category in ("Cf", "Cs") and char not in _JOINERS:
-        return ""
-    return char
+    # after flattening, which drops characters that could sit between "=" and "?"
+    return cut(flattened(text).replace("=?", "= ?"), limit)
 
 
 def refuse_injected_headers(message: EmailMessage) -> None:

@@ -36,10 +36,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crm.jobs.mail import Transport, header_text, one_line, refuse_injected_headers
+from crm.jobs.mail import Transport, header_text, refuse_injected_headers
 from crm.store.entities import ensure_process
 from crm.store.event_types import EventTypes
 from crm.store.events import append
+from crm.text import one_line
 
 log = logging.getLogger(__name__)
 PROCESS_NAME = "morning-email"

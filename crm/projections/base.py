@@ -11,31 +11,16 @@ the HTML column None and the drivers fill it (crm/rendering.py: in a worker proc
 fold).
 """
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from crm.ids import canonical_key
 from crm.store.events import Event
 
 S = TypeVar("S")
 Row = tuple[Any, ...]
 Handler = Callable[[S | None, Event], S | None]
-
-
-def canonical_key(value: object) -> str:
-    """A key as the projection's table gives it back: a uuid in lower case, 8-4-4-4-12.
-
-    The schemas' uuid format (and PostgreSQL) also accept capitals and other dash layouts; an
-    event that carries one must still fold into the same key as the others about that contact.
-    """
-    key = str(value)
-    if len(key) == 36 and key.islower():  # the common case; the schema put the dashes in place
-        return key
-    try:
-        return str(uuid.UUID(key))
-    except ValueError:
-        return key
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
+from crm.ids import canonical_key
 from crm.projections import positions
-from crm.projections.base import Projection, canonical_key
+from crm.projections.base import Projection
 from crm.rendering import RendererUnavailable
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, read_batch

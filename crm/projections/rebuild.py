@@ -23,9 +23,10 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from crm.database import use_text_for_ids_and_dates
+from crm.ids import canonical_key
 from crm.projections import poison, positions
 from crm.projections.apply import apply_events
-from crm.projections.base import Handler, Projection, Row, canonical_key
+from crm.projections.base import Handler, Projection, Row
 from crm.projections.poison import ParkedEvent
 from crm.projections.tables import copy_rows, markdown_texts, render_rows, rows_of, with_html
 from crm.rendering import Renderer

@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors
 
+from crm.ids import canonical_uuid
 from crm.store.entities import claim_account
 from crm.store.event_types import EventTypes
 from crm.store.events import Appended, append
@@ -59,22 +60,13 @@ def _name_taken() -> CommandRefused:
     return CommandRefused("you already have a contact with this name", "name")
 
 
-def _is_contact_id(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _canonical_contact_id(contact_id: str) -> str:
-    """The id as events store it: lower case, 8-4-4-4-12. PostgreSQL and uuid.UUID accept
-    capitals and other dash layouts too, and a projection keyed by the event's string would
-    then take one contact for two."""
-    try:
-        return str(uuid.UUID(contact_id))
-    except ValueError:
-        raise ContactNotFound() from None
+    """The id as events store it (crm.ids): a projection keyed by the event's string would
+    take one contact written in two ways for two; an id written otherwise names no contact."""
+    canonical = canonical_uuid(contact_id)
+    if canonical is None:
+        raise ContactNotFound()
+    return canonical
 
 
 async def _save_contact(
@@ -148,9 +140,10 @@ async def owns_contact(conn: AsyncConnection[Any], account_id: str, contact_id: 
     For a form about a contact that runs no command (it was invalid); a command checks the
     contact itself, in its own transaction.
     """
-    if not _is_contact_id(contact_id):
+    canonical = canonical_uuid(contact_id)
+    if canonical is None:
         return False
-    cursor = await conn.execute(_OWN_CONTACT, (contact_id, account_id))
+    cursor = await conn.execute(_OWN_CONTACT, (canonical, account_id))
     return await cursor.fetchone() is not None
 
 

@@ -12,23 +12,17 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from crm.store.validation import InvalidPayload
+from crm.text import (
+    breaks_multi_line,
+    breaks_one_line,
+    is_direction_control,
+    is_invisible_format,
+    is_line_break,
+    is_visible,
+)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# What str.splitlines() breaks at; a name carrying one cannot go into an e-mail header.
-_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-# Zero-width (non-)joiners are part of spelling in Persian and Indic names and of emoji
-# sequences; every other format character (Cf) is invisible and has no place in one line of
-# text: bidi overrides can show a name as something else, tag characters can hide text.
-_JOINERS = frozenset("\u200c\u200d")
-_MULTI_LINE = frozenset("\t\n\r")  # browsers send a textarea's line breaks as CR LF
-# Embeddings, overrides and isolates: they reorder the text after them, up to the end of a
-# paragraph or further, so a note can show something else than it says. The marks (U+200E,
-# U+200F, U+061C) only set the direction of neutral characters around them, and stay allowed.
-_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Letters and symbols that show as nothing: Hangul fillers, the blank Braille pattern and a
-# blank musical note head. A name of these alone is an empty, unclickable link.
-_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\U0001d159")
 
 
 async def posted_form(request: Request) -> FormData:
@@ -94,8 +88,8 @@ class Form:
         """Refuse line breaks, control and invisible format characters (a name, an e-mail),
         and a value with nothing visible in it: joiners, fillers or combining marks alone."""
         for name in names:
-            self._refuse(name, _breaks_one_line, "must be on one line, without control characters")
-            if self.values[name] and not any(map(_is_visible, self.values[name])):
+            self._refuse(name, breaks_one_line, "must be on one line, without control characters")
+            if self.values[name] and not any(map(is_visible, self.values[name])):
                 self.fail(
                     name,
                     "must contain a visible character: a letter, digit, symbol or punctuation",
@@ -105,7 +99,7 @@ class Form:
         """Refuse control characters other than tabs, CR and LF, and text direction controls
         (notes, a description)."""
         for name in names:
-            self._refuse(name, _not_text, "must not contain control characters")
+            self._refuse(name, breaks_multi_line, "must not contain control characters")
 
     def _refuse(self, name: str, refused: Callable[[str], bool], problem: str) -> None:
         found = next((char for char in self.values[name] if refused(char)), None)
@@ -145,26 +139,6 @@ class Form:
             self.fail(fields.get(payload_field, payload_field), problem)
 
 
-def _not_text(char: str) -> bool:
-    # Cc: C0/C1 controls, NUL included; Cs: lone surrogates, which cannot be encoded.
-    if char in _MULTI_LINE:
-        return False
-    return char in _DIRECTION_CONTROLS or unicodedata.category(char) in ("Cc", "Cs")
-
-
-def _is_visible(char: str) -> bool:
-    # L, N, S, P: letters, numbers, symbols, punctuation; not marks (they need a base),
-    # separators, or the controls and format characters single_line refuses
-    return unicodedata.category(char)[0] in "LNSP" and char not in _BLANKS
-
-
-def _breaks_one_line(char: str) -> bool:
-    category = unicodedata.category(char)
-    if category == "Cf":
-        return char not in _JOINERS
-    return category in ("Cc", "Cs", "Zl", "Zp")
-
-
 def _describe(char: str) -> str:
     """'a line break, U+2028 LINE SEPARATOR': what was found, in words and as a code point."""
     name = unicodedata.name(char, "")  # control characters have none
@@ -172,10 +146,10 @@ def _describe(char: str) -> str:
 
 
 def _kind(char: str) -> str:
-    if char in _LINE_BREAKS:
+    if is_line_break(char):
         return "a line break"
-    if char in _DIRECTION_CONTROLS:
+    if is_direction_control(char):
         return "a text direction control"
-    if unicodedata.category(char) == "Cf":
+    if is_invisible_format(char):
         return "an invisible format character"
     return "a control character"

@@ -6,16 +6,14 @@ as absent (or as the fallback the helper names), the way a hand-edited URL deser
 """
 
 import re
-import unicodedata
 from collections.abc import Container
+
+from crm.ids import canonical_uuid
+from crm.text import is_control
 
 # ASCII digits only: str.isdigit() accepts "²" and other Unicode digits that int() refuses, and
 # int() refuses more than 4,300 digits. 18 digits always fit PostgreSQL's bigint.
 _POSITION = re.compile(r"[0-9]{1,18}")
-# A contact's id as the app writes it in URLs. uuid.UUID also takes "urn:uuid:", braces, dashes
-# anywhere, and (through int()) "+", "_", spaces and non-ASCII digits, which PostgreSQL refuses;
-# none of those name a page. Capitals PostgreSQL and the write side take: the same contact.
-_CONTACT_ID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 LAST_PAGE = 999_999  # 50 million rows in: no list is that long, and OFFSET stays small
 SEARCH_LENGTH = 200
 LOCAL_PATH_LENGTH = 2_000
@@ -37,20 +35,12 @@ def a_page(raw: str | None) -> int:
 def a_contact_id(raw: str | None) -> str | None:
     """A contact's id as events and projections store it (lower case, 8-4-4-4-12), from one
     written so in either case; None for anything else."""
-    if raw is None or not _CONTACT_ID.fullmatch(raw):
-        return None
-    return raw.lower()
+    return None if raw is None else canonical_uuid(raw)
 
 
 def a_choice(raw: str | None, choices: Container[str], default: str) -> str:
     """raw if it is one of choices (a sort, a direction, a section), else default."""
     return raw if raw is not None and raw in choices else default
-
-
-def _is_control(char: str) -> bool:
-    # Cc: C0/C1 controls, NUL (which PostgreSQL text cannot hold) and line breaks; Cs: lone
-    # surrogates, which cannot be encoded to send anywhere.
-    return unicodedata.category(char) in ("Cc", "Cs")
 
 
 def a_search_text(raw: str | None) -> str:
@@ -59,7 +49,7 @@ def a_search_text(raw: str | None) -> str:
     Cleaned rather than refused: a search box has no field to put an error beside, and names
     cannot contain control characters (the forms refuse them), so they could never match.
     """
-    text = "".join(" " if _is_control(char) else char for char in raw or "")
+    text = "".join(" " if is_control(char) else char for char in raw or "")
     return text.strip()[:SEARCH_LENGTH]
 
 
@@ -73,7 +63,7 @@ def a_local_path(raw: str | None, default: str) -> str:
         or not raw.startswith("/")
         or raw[1:2] in ("/", "\\")
         or len(raw) > LOCAL_PATH_LENGTH
-        or any(_is_control(char) for char in raw)
+        or any(map(is_control, raw))
     ):
         return default
     return raw
