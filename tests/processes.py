@@ -91,6 +91,19 @@ def postmaster(pgdata: Path) -> tuple[int, str]:
     return int(lines[0]), f"postgresql://postgres@/postgres?host={lines[4].strip()}"
 
 
+def run_module(
+    module: str, *args: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` run to its end, as an operator would, with env added to ours."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
     """Poll until condition() is true; return the seconds it took."""
     started = time.monotonic()

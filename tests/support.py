@@ -3,11 +3,15 @@
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg import AsyncConnection, conninfo, sql
 
+from crm.broadcaster import Broadcaster
 from crm.projections.base import Projection
+from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.rebuild import build_table
 from crm.rendering import Rendered, Renderer, render_each
 from crm.store import commands
@@ -30,6 +34,24 @@ def render_slowly_when_asked(texts: list[str]) -> list[Rendered]:
 def impatient_renderer() -> Renderer:
     """A renderer that gives up on its worker after 0.5 s, which a SLOW note always runs past."""
     return Renderer(render_all=render_slowly_when_asked, wall_timeout=0.5)
+
+
+@asynccontextmanager
+async def running(
+    url: str,
+    types: EventTypes,
+    projections: list[Projection[Any]],
+    settings: ProjectorSettings,
+    with_renderer: Renderer = renderer,
+) -> AsyncIterator[Projector]:
+    """A live projector running in this event loop while the block runs, cancelled after it."""
+    projector = Projector(url, types, projections, Broadcaster(), with_renderer, settings)
+    task = asyncio.create_task(projector.run())
+    try:
+        yield projector
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"

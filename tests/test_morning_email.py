@@ -4,9 +4,7 @@ import asyncio
 import base64
 import email
 import json
-import os
 import subprocess
-import sys
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from email import policy
 from email.message import Message
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +34,7 @@ from crm.projections.projector import catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
-from tests.processes import App, free_port
+from tests.processes import App, free_port, run_module
 from tests.support import FAKE_HASH
 
 UTC = ZoneInfo("UTC")
@@ -278,6 +277,13 @@ async def test_replaying_every_projection_sends_nothing_and_resurrects_nothing(
     assert len(smtp.inbox.messages) == 1
 
 
+def emails_command(
+    db_url: str, smtp_url: str, data_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {"DATABASE_URL": db_url, "CRM_SMTP_URL": smtp_url, "CRM_DATA_DIR": str(data_dir)}
+    return run_module("crm.emails", *args, env=env, timeout=60)
+
+
 def test_the_emails_command_dry_run_and_send_due(db_url, types, smtp, tmp_path: Path):
     async def setup() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as c:
@@ -285,21 +291,7 @@ def test_the_emails_command_dry_run_and_send_due(db_url, types, smtp, tmp_path: 
             await contact_with_notes(c, types, paris, "Ada", "2026-12-03", "notes")
 
     asyncio.run(setup())  # the projections are brought up to date by the command itself
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "CRM_SMTP_URL": smtp.url,
-        "CRM_DATA_DIR": str(tmp_path),
-    }
-
-    def command(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "crm.emails", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    command = partial(emails_command, db_url, smtp.url, tmp_path)
 
     early = command("--dry-run", "--now", "2026-12-03T05:00:00+00:00")  # 06:00 in Paris
     assert early.returncode == 0 and "0 e-mail(s) due" in early.stdout
@@ -606,17 +598,7 @@ def test_the_emails_command_says_what_would_fail_and_what_failed_before(
 
     asyncio.run(setup())
     smtp.inbox.refused.add("bob@example.com")
-    env = {**os.environ, "DATABASE_URL": db_url, "CRM_SMTP_URL": smtp.url}
-    env["CRM_DATA_DIR"] = str(tmp_path)
-
-    def command(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "crm.emails", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    command = partial(emails_command, db_url, smtp.url, tmp_path)
 
     before = command("--dry-run", "--now", MORNING)
     assert before.returncode == 0 and "3 e-mail(s) due" in before.stdout

@@ -2,13 +2,10 @@
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,16 +23,18 @@ from crm.projections.contacts import CONTACTS
 from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
-from crm.rendering import Renderer, RendererUnavailable, RenderFailed
+from crm.rendering import RendererUnavailable, RenderFailed
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, append
 from tests import web_support as web
+from tests.processes import run_module
 from tests.support import (
     SLOW,
     differences,
     impatient_renderer,
     renderer,
+    running,
     sign_up,
     wait_until_caught_up,
 )
@@ -45,23 +44,6 @@ QUICK = ProjectorSettings(
     batch_size=50, poll_interval=1.0, lock_retry=0.1, keepalive=1.0, park_after=3, first_retry=0.05
 )
 HOSTILE_NOTES = f"a note the renderer cannot finish {SLOW}"
-
-
-@asynccontextmanager
-async def running(
-    url: str,
-    types: EventTypes,
-    projections: list[Projection[Any]],
-    settings: ProjectorSettings = QUICK,
-    with_renderer: Renderer = renderer,
-) -> AsyncIterator[Projector]:
-    projector = Projector(url, types, projections, Broadcaster(), with_renderer, settings)
-    task = asyncio.create_task(projector.run())
-    try:
-        yield projector
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def contacts_failing_on(name: str, calls: list[int] | None = None) -> Projection[Any]:
@@ -105,7 +87,7 @@ async def test_an_event_that_keeps_failing_is_parked_and_other_accounts_keep_flo
     poison_id = await add_contact(conn, types, hostile, "Poison Pill")
     await add_contact(conn, types, other, "In the same batch")
     projections = [contacts_failing_on("Poison Pill"), *ALL[2:]]
-    async with running(db_url, types, projections):
+    async with running(db_url, types, projections, QUICK):
         await wait_until_caught_up(conn, ["contacts"])
         await add_contact(conn, types, other, "After")
         await wait_until_caught_up(conn, ["contacts", "interactions", "meeting_notes_emails"])
@@ -129,7 +111,7 @@ async def test_after_the_fix_a_retry_applies_the_parked_event_and_equals_a_fresh
     hostile, other = await sign_up(conn, types), await sign_up(conn, types)
     await add_contact(conn, types, hostile, "Poison Pill")
     await add_contact(conn, types, other, "Someone")
-    async with running(db_url, types, [contacts_failing_on("Poison Pill")]):
+    async with running(db_url, types, [contacts_failing_on("Poison Pill")], QUICK):
         await wait_until_caught_up(conn, ["contacts"])
     assert len(await parked_rows(conn)) == 1
 
@@ -142,14 +124,7 @@ async def test_after_the_fix_a_retry_applies_the_parked_event_and_equals_a_fresh
 
 
 def parked_command(db_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": db_url}
-    return subprocess.run(
-        [sys.executable, "-m", "crm.parked", *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("crm.parked", *arguments, env={"DATABASE_URL": db_url}, timeout=120)
 
 
 async def test_the_parked_command_lists_them_and_a_retry_applies_them_after_the_fix(
@@ -157,7 +132,7 @@ async def test_the_parked_command_lists_them_and_a_retry_applies_them_after_the_
 ):
     account = await sign_up(conn, types)
     contact = await add_contact(conn, types, account, "Poison Pill")
-    async with running(db_url, types, [contacts_failing_on("Poison Pill")]):
+    async with running(db_url, types, [contacts_failing_on("Poison Pill")], QUICK):
         await wait_until_caught_up(conn, ["contacts"])
 
     listed = await asyncio.to_thread(parked_command, db_url, "--tracebacks")
@@ -224,7 +199,7 @@ async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_render
     )
     impatient = impatient_renderer()
     try:
-        async with running(db_url, types, list(ALL), with_renderer=impatient):
+        async with running(db_url, types, list(ALL), QUICK, impatient):
             await wait_until_caught_up(conn, [p.name for p in ALL])
     finally:
         impatient.close()
@@ -278,7 +253,7 @@ async def test_a_replay_parks_notes_it_cannot_render_and_reports_them(db_url, ty
 
 async def test_a_lost_database_is_retried_without_parking(db_url, types, conn):
     account = await sign_up(conn, types)
-    async with running(db_url, types, list(ALL)) as projector:
+    async with running(db_url, types, list(ALL), QUICK) as projector:
         await wait_until_caught_up(conn, ["contacts"])
         for _ in range(3):
             await conn.execute(

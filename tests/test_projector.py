@@ -2,8 +2,7 @@
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -21,6 +20,7 @@ from tests.support import (
     append_workload,
     differences,
     renderer,
+    running,
     sign_up,
     wait_until_caught_up,
 )
@@ -28,17 +28,6 @@ from tests.support import (
 PROJECTIONS = [*ALL, APPLIED_LOG]
 NAMES = [p.name for p in PROJECTIONS]
 FAST = ProjectorSettings(batch_size=50, poll_interval=1.0, lock_retry=0.1, keepalive=1.0)
-
-
-@asynccontextmanager
-async def running(url: str, types: EventTypes) -> AsyncIterator[Projector]:
-    projector = Projector(url, types, PROJECTIONS, Broadcaster(), renderer, FAST)
-    task = asyncio.create_task(projector.run())
-    try:
-        yield projector
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def assert_identical_to_a_replay(conn: AsyncConnection[Any], types: EventTypes) -> None:
@@ -71,7 +60,7 @@ async def concurrent_writers(url: str, types: EventTypes, conn, count: int, tran
 
 async def test_eight_concurrent_writers_every_event_applied_exactly_once(db_url, types, conn):
     await create_applied_log(conn)
-    async with running(db_url, types):
+    async with running(db_url, types, PROJECTIONS, FAST):
         written = await concurrent_writers(db_url, types, conn, 8, 160)
         await assert_identical_to_a_replay(conn, types)
     assert sum(written) >= 2000
@@ -97,12 +86,12 @@ async def test_a_projector_cancelled_in_the_middle_of_a_batch_resumes_without_lo
     for _ in range(3):
         monkeypatch.setattr(projector_module, "apply_events", apply_then_hang)
         inside_a_batch.clear()
-        async with running(db_url, types):
+        async with running(db_url, types, PROJECTIONS, FAST):
             await asyncio.wait_for(inside_a_batch.wait(), 10)
         monkeypatch.setattr(projector_module, "apply_events", real_apply)
-        async with running(db_url, types):
+        async with running(db_url, types, PROJECTIONS, FAST):
             await asyncio.sleep(0.05)  # let it get part of the way
-    async with running(db_url, types):
+    async with running(db_url, types, PROJECTIONS, FAST):
         await append_workload(conn, types, workload, 100)
         await assert_identical_to_a_replay(conn, types)
 
@@ -119,7 +108,7 @@ async def terminate(conn: AsyncConnection[Any], application_name: str) -> int:
 
 async def test_cut_database_connections_are_reopened_and_caught_up(db_url, types, conn):
     await create_applied_log(conn)
-    async with running(db_url, types) as projector:
+    async with running(db_url, types, PROJECTIONS, FAST) as projector:
         writers = asyncio.create_task(concurrent_writers(db_url, types, conn, 4, 150))
         terminated = 0
         for _ in range(4):

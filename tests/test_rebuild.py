@@ -1,9 +1,6 @@
 """Replay: the same fold functions, driven over the whole stream, swapped in while serving."""
 
 import asyncio
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +15,7 @@ from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
 from crm.store.events import Event, append, head_position
+from tests.processes import run_module
 from tests.support import (
     accounts_and_workload,
     append_workload,
@@ -162,14 +160,8 @@ async def test_a_replay_parks_the_events_a_fold_fails_on_and_applies_the_rest(db
 async def test_the_replay_command_rebuilds_and_reports(db_url, types, conn):
     workload = await accounts_and_workload(conn, types, 2)
     await append_workload(conn, types, workload, 500)
-    env = {**os.environ, "DATABASE_URL": db_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "crm.replay", "contacts", "interactions"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"DATABASE_URL": db_url}
+    done = run_module("crm.replay", "contacts", "interactions", env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "replayed 502 events into contacts, interactions" in done.stdout
     assert "events/s" in done.stderr  # the progress bar
@@ -182,14 +174,7 @@ async def test_the_replay_command_rebuilds_and_reports(db_url, types, conn):
 
 
 def test_the_replay_command_refuses_an_unknown_projection(db_url):
-    env = {**os.environ, "DATABASE_URL": db_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "crm.replay", "contactz"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("crm.replay", "contactz", env={"DATABASE_URL": db_url}, timeout=60)
     assert done.returncode == 2
     assert "unknown projection contactz" in done.stderr
 
