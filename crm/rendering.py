@@ -21,7 +21,7 @@ import asyncio
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from types import FrameType
@@ -243,11 +243,6 @@ class Renderer:
             raise RendererUnavailable("too many notes are being checked; try again shortly")
         (outcome,) = await self._run(render_each, [text], RENDER_BUDGET)
         return outcome
-
-    def remember(self, known: Mapping[str, str]) -> None:
-        """HTML already rendered (read back from a table), so it is not rendered again."""
-        for text, html in known.items():
-            self._cache.put(text, html)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -27,11 +27,12 @@ async def apply_events(
         return set()
     table = table or projection.table
     keys = list(dict.fromkeys(projection.key_of(event) for event in relevant))
-    states = await load_states(conn, projection, table, keys, renderer)
+    loaded = await load_states(conn, projection, table, keys)
+    states = loaded.states
     for event in relevant:
         key = projection.key_of(event)
         states[key] = projection.fold(states.get(key), event)
-    rows = await render_rows(projection, list(rows_of(projection, states)), renderer)
+    rows = await render_rows(projection, list(rows_of(projection, states)), renderer, loaded.html)
     await delete_keys(conn, projection, table, keys)
     await copy_rows(conn, projection, table, rows)
     return {event.payload["account_id"] for event in relevant}

@@ -161,7 +161,8 @@ class Projector:
             except Exception as error:  # a lost database or renderer: retry, never die
                 _stop_if_cancelled()
                 delay = backoff.next()
-                self.states[projection.name] = f"retrying: {error}".strip()
+                # the class only: /health shows states to anyone, and messages quote values
+                self.states[projection.name] = f"retrying: {type(error).__name__}"
                 log.warning(
                     "projection %s stopped (%r); retry in %.1fs",
                     projection.name,
@@ -280,7 +281,7 @@ class Projector:
             )
             raise EventFailed(
                 f"event {event.position} ({event.type}) failed"
-                f" {failing.attempts} time(s): {error!r}"
+                f" {failing.attempts} time(s): {type(error).__name__}"
             ) from error
         item = ParkedEvent.of(projection, event, error, failing.attempts)
         if await poison.park_next(conn, self.types, item):

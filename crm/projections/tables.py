@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -14,34 +15,35 @@ def _columns(projection: Projection[Any]) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, (projection.key_column, *projection.columns)))
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """Keys' states read back from their rows, and the HTML those rows hold by Markdown source:
+    a note that did not change is never rendered again (an LRU cache alone can be cycled)."""
+
+    states: dict[str, Any]
+    html: dict[str, str]
+
+
 async def load_states(
-    conn: AsyncConnection[Any],
-    projection: Projection[Any],
-    table: str,
-    keys: list[str],
-    renderer: Renderer,
-) -> dict[str, Any]:
-    """The states of these keys, read back from their rows. The HTML the rows hold is handed to
-    the renderer, so notes that did not change are not rendered again."""
+    conn: AsyncConnection[Any], projection: Projection[Any], table: str, keys: list[str]
+) -> Loaded:
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {key} = ANY(%s::uuid[])").format(
         cols=_columns(projection),
         table=sql.Identifier(table),
         key=sql.Identifier(projection.key_column),
     )
     rows = await (await conn.execute(query, (keys,))).fetchall()
-    sources = projection.markdown_sources()
-    renderer.remember(
-        {
-            row[source]: row[html]
-            for row in rows
-            for html, source in sources
-            if row[html] is not None
-        }
-    )
+    html = {
+        row[source]: row[html]
+        for row in rows
+        for html, source in projection.markdown_sources()
+        if row[html] is not None
+    }
     grouped: dict[str, list[Row]] = defaultdict(list)
     for key, *rest in rows:
         grouped[key].append(tuple(rest))
-    return {key: projection.from_rows(key, rows) for key, rows in grouped.items()}
+    states = {key: projection.from_rows(key, rows) for key, rows in grouped.items()}
+    return Loaded(states, html)
 
 
 async def delete_keys(
@@ -84,12 +86,18 @@ def with_html(projection: Projection[Any], rows: list[Row], html: Mapping[str, s
 
 
 async def render_rows(
-    projection: Projection[Any], rows: list[Row], renderer: Renderer
+    projection: Projection[Any],
+    rows: list[Row],
+    renderer: Renderer,
+    known: Mapping[str, str] | None = None,
 ) -> list[Row]:
-    """The rows, rendered; RenderFailed if a note in them cannot be."""
+    """The rows, rendered (reusing `known` HTML); RenderFailed if a note in them cannot be."""
     if not projection.markdown_columns:
         return rows
-    return with_html(projection, rows, await renderer.render(markdown_texts(projection, rows)))
+    known = known or {}
+    missing = [text for text in markdown_texts(projection, rows) if text not in known]
+    html = {**known, **await renderer.render(missing)}
+    return with_html(projection, rows, html)
 
 
 async def copy_rows(
