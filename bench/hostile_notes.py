@@ -1,11 +1,11 @@
 """One account posting hostile notes: what it costs everyone else.
 
-Serves the app with `python -m crm` on a fresh embedded database. Account B times GET /contacts
-and saving an ordinary note; first alone (the baseline), then while account H posts the notes
-that stopped or stalled the seed (issue 7) in a loop from 4 threads. Also: how long B's new
-contact takes to appear in the list (the projection) in both phases.
+Serves the app with `python -m crm` on a fresh embedded database. Account B times GET /contacts,
+saving an ordinary note (and counts how its saves were answered) and how long its new contact
+takes to appear in the list (the projection): first alone (the baseline), then while other
+accounts, each from its own thread, post the notes that stopped or stalled the seed (issue 7).
 
-    python -m bench.hostile_notes [--requests N]
+    python -m bench.hostile_notes [--requests N] [--flooders N]
 """
 
 import argparse
@@ -93,12 +93,21 @@ def _summary(label: str, timings: list[float]) -> str:
 def _measure(b: httpx.Client, contact: str, requests: int, phase: str) -> None:
     token = _token(b, f"/contacts/{contact}")
     lists = _timings(lambda: b.get("/contacts"), requests)
-    saves = _timings(lambda: _post_notes(b, token, contact, "**agenda**"), requests // 5)
+    answers: list[int] = []
+    saves = _timings(
+        lambda: answers.append(_post_notes(b, token, contact, "**agenda**")), requests // 5
+    )
     listed = [_until_listed(b, f"{phase} {n}") for n in range(10)]
     print(f"  {phase}")
     print("    " + _summary("B: GET /contacts           ", lists))
-    print("    " + _summary("B: save an ordinary note   ", saves))
+    print(
+        "    " + _summary("B: save an ordinary note   ", saves) + f"   answers {_counts(answers)}"
+    )
     print("    " + _summary("B: new contact in the list ", listed))
+
+
+def _counts(answers: list[int]) -> dict[int, int]:
+    return {code: answers.count(code) for code in sorted(set(answers))}
 
 
 def _flood(base: str, stop: threading.Event, answers: list[int]) -> None:
@@ -111,7 +120,7 @@ def _flood(base: str, stop: threading.Event, answers: list[int]) -> None:
                 answers.append(_post_notes(h, token, contact, notes))
 
 
-def main(requests: int) -> None:
+def main(requests: int, flooders: int) -> None:
     with database_url() as url:
         app = App({"DATABASE_URL": url, "CRM_LOG_LEVEL": "ERROR"}).start()
         try:
@@ -123,18 +132,18 @@ def main(requests: int) -> None:
                 print(f"account B, {requests} list requests, {requests // 5} note saves:")
                 _measure(b, contact, requests, "baseline, alone")
                 stop, answers = threading.Event(), []
-                flooders = [
-                    threading.Thread(target=_flood, args=(base, stop, answers)) for _ in range(4)
+                threads = [
+                    threading.Thread(target=_flood, args=(base, stop, answers))
+                    for _ in range(flooders)
                 ]
-                for thread in flooders:
+                for thread in threads:
                     thread.start()
                 time.sleep(2)  # let the flood build up before measuring under it
-                _measure(b, contact, requests, "while 4 accounts post hostile notes")
+                _measure(b, contact, requests, f"while {flooders} accounts post hostile notes")
                 stop.set()
-                for thread in flooders:
+                for thread in threads:
                     thread.join()
-                counts = {code: answers.count(code) for code in sorted(set(answers))}
-                print(f"  hostile posts answered: {counts}")
+                print(f"  hostile posts answered: {_counts(answers)}")
                 health = b.get("/health").json()
                 print(f"  /health: {health['status']}, parked {health['parked_count']}")
         finally:
@@ -144,4 +153,6 @@ def main(requests: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
-    main(parser.parse_args().requests)
+    parser.add_argument("--flooders", type=int, default=4)
+    arguments = parser.parse_args()
+    main(arguments.requests, arguments.flooders)

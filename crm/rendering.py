@@ -159,7 +159,9 @@ class Renderer:
     # what the worker runs on a list of notes; tests give one that hangs on purpose
     render_all: Callable[[list[str]], list[Rendered]] = render_each
     wall_timeout: float = WALL_TIMEOUT
-    max_waiting: int = 8  # tasks queued for the worker beyond which measure() refuses at once
+    # checks waiting for the worker beyond which measure() refuses at once: with one check per
+    # account at a time and at most RENDER_BUDGET each, a save waits 32 x 50 ms at worst
+    max_waiting: int = 32
     _pool: ProcessPool | None = field(default=None, init=False, repr=False)
     _cache: _Remembered = field(default_factory=_Remembered, init=False, repr=False)
     _waiting: int = field(default=0, init=False, repr=False)

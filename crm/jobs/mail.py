@@ -6,6 +6,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -39,6 +40,18 @@ def refuse_injected_headers(message: EmailMessage) -> None:
         folded = message.policy.fold(name, value).removesuffix(message.policy.linesep)
         if any(not line[:1].isspace() for line in _LINE_END.split(folded)[1:]):
             raise ValueError(f"the {name} header would be written as more than one header")
+
+
+def one_mailbox(address: str) -> str:
+    """The address, if it names exactly one mailbox as written; else ValueError.
+
+    Sign-up refuses lists, display names and comments; an account stored before it did could
+    hold "me@x.example,root" or "x<victim@corp.example>", which SMTP would send to someone else.
+    """
+    parsed = getaddresses([address])
+    if len(parsed) != 1 or parsed[0][0] or parsed[0][1] != address or address.count("@") != 1:
+        raise ValueError("the account's e-mail address is not a single mailbox")
+    return address
 
 
 class Transport(Protocol):

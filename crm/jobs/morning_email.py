@@ -36,7 +36,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crm.jobs.mail import Transport, header_text, refuse_injected_headers
+from crm.jobs.mail import Transport, header_text, one_mailbox, refuse_injected_headers
 from crm.store.entities import ensure_process
 from crm.store.event_types import EventTypes
 from crm.store.events import append
@@ -132,7 +132,7 @@ def compose(email: DueEmail, sender: str) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"Your meeting with {short_name} today ({email.meeting_on})"
     message["From"] = sender
-    message["To"] = email.to
+    message["To"] = one_mailbox(email.to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = email.message_id(_domain(sender))
     message.set_content(

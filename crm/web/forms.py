@@ -22,7 +22,9 @@ from crm.text import (
 )
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One mailbox, written plainly: no list separators, display names, comments, quoting or route
+# syntax ("a,b@c.d" or "x<root>@y.z" would address someone else than the account holder).
+_EMAIL = re.compile(r"^[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+\.[^@\s,;:<>()\[\]\\\"]+$")
 
 
 async def posted_form(request: Request) -> FormData:
