@@ -9,6 +9,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -88,9 +89,9 @@ async def template_url(server_url: str) -> str:
     return url
 
 
-@pytest.fixture
-def db_url(server_url: str, template_url: str) -> Iterator[str]:
-    """A fresh database with sql/ applied and the event types loaded."""
+@contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    """A database cloned from the template (sql/ applied, event types loaded), dropped after."""
     name = f"crm_test_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(
@@ -101,6 +102,20 @@ def db_url(server_url: str, template_url: str) -> Iterator[str]:
     yield _with_database(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh database with sql/ applied and the event types loaded."""
+    with _fresh_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """One fresh database for a whole module whose tests share an app (and need not start clean)."""
+    with _fresh_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Helpers shared by the tests: accounts, workloads, and comparing a table with a fresh replay."""
 
 import asyncio
+import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,7 +28,7 @@ SLOW = "(slow to render)"  # notes with this in them take longer than any test w
 def render_slowly_when_asked(texts: list[str]) -> list[Rendered]:
     """A worker function for tests of a worker that hangs (module-level: the worker imports it)."""
     if any(SLOW in text for text in texts):
-        time.sleep(60)
+        time.sleep(60)  # the hang under test: the worker is given up on long before this
     return render_each(texts)
 
 
@@ -57,9 +58,15 @@ async def running(
 FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 
-async def sign_up(conn: AsyncConnection[Any], types: EventTypes, email: str | None = None) -> str:
+async def sign_up(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    email: str | None = None,
+    time_zone: str = "Europe/Paris",
+) -> str:
+    """A new account, written straight to the store (no app, no argon2); its id."""
     email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
-    done = await commands.sign_up(conn, types, email, FAKE_HASH, "Europe/Paris")
+    done = await commands.sign_up(conn, types, email, FAKE_HASH, time_zone)
     return done.subject_id
 
 
@@ -103,20 +110,37 @@ async def differences(
     return int(result[0])
 
 
+async def eventually(
+    condition: Callable[[], object | Awaitable[object]], timeout: float, what: str
+) -> float:
+    """Poll condition (it may be async) until it is true; return the seconds it took.
+
+    tests.processes.wait_until for async tests: it waits without blocking the event loop, where
+    the projector or app under test runs.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return loop.time() - started
+        assert loop.time() - started < timeout, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.02)
+
+
 async def wait_until_caught_up(
     conn: AsyncConnection[Any], names: list[str], timeout: float = 30.0
 ) -> None:
     head = await head_position(conn)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+
+    async def reached() -> bool:
         cursor = await conn.execute(
             "SELECT count(*) FROM projections WHERE name = ANY(%s) AND position >= %s",
             (names, head),
         )
         row = await cursor.fetchone()
-        if row is not None and row[0] == len(names):
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"projections {names} did not reach position {head}")
-        await asyncio.sleep(0.05)
+        return row is not None and row[0] == len(names)
+
+    await eventually(reached, timeout, f"projections {names} reach position {head}")

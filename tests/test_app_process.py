@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,13 @@ import pytest
 
 from crm.projections.registry import ALL
 from tests.processes import App, free_port
-from tests.support import accounts_and_workload, append_workload, differences, wait_until_caught_up
+from tests.support import (
+    accounts_and_workload,
+    append_workload,
+    differences,
+    eventually,
+    wait_until_caught_up,
+)
 
 
 def postgres_running_in(pgdata: Path) -> list[int]:
@@ -77,18 +82,20 @@ async def test_an_app_killed_mid_catch_up_restarts_without_loss(db_url, types, c
     workload = await accounts_and_workload(conn, types, 10)
     await append_workload(conn, types, workload, 20_000)
     app = App({"DATABASE_URL": db_url}).start()
-    deadline = time.monotonic() + 60
-    while True:  # kill it while it is part-way through the backlog
-        row = await (
-            await conn.execute("SELECT min(position), max(position) FROM projections")
-        ).fetchone()
+
+    async def lowest_position() -> int:
+        row = await (await conn.execute("SELECT min(position) FROM projections")).fetchone()
         assert row is not None
-        if row[1] > 0:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+        return int(row[0])
+
+    async def started_on_the_backlog() -> bool:
+        row = await (await conn.execute("SELECT max(position) FROM projections")).fetchone()
+        return row is not None and row[0] > 0
+
+    # killed as soon as it has committed a batch: part-way through the backlog
+    await eventually(started_on_the_backlog, 60, "the app applied a first batch")
     app.kill_9()
-    assert row[0] < 20_000  # it really was mid-way
+    assert await lowest_position() < 20_000  # it really was mid-way when killed
     again = App({"DATABASE_URL": db_url}).start()
     again.health()
     await wait_until_caught_up(conn, [p.name for p in ALL], timeout=60)

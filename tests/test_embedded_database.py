@@ -2,7 +2,6 @@
 
 import itertools
 import os
-import re
 import signal
 import tempfile
 import threading
@@ -17,8 +16,8 @@ import psycopg
 import pytest
 
 from tests.processes import App, postgres_processes, postmaster, wait_until
+from tests.web_support import csrf_of, sign_up
 
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 RESTARTING = "The database is restarting; try again in a few seconds."
 
 
@@ -48,17 +47,6 @@ def start_app(data_dir: Path) -> Iterator[Callable[[], App]]:
             print(app.stop())
 
 
-def signed_up(base: str, email: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=base, timeout=10)
-    token = TOKEN.search(client.get("/signup").text).group(1)  # type: ignore[union-attr]
-    response = client.post(
-        "/signup",
-        data={"email": email, "password": "correct horse", "time_zone": "UTC", "csrf_token": token},
-    )
-    assert response.status_code == 303, response.text
-    return client, TOKEN.search(client.get("/contacts").text).group(1)  # type: ignore[union-attr]
-
-
 @dataclass
 class Answer:
     name: str
@@ -72,7 +60,9 @@ class Writer(threading.Thread):
 
     def __init__(self, base: str, email: str) -> None:
         super().__init__(daemon=True)
-        self.client, self.token = signed_up(base, email)
+        self.client = httpx.Client(base_url=base, timeout=10)
+        sign_up(self.client, email)
+        self.token = csrf_of(self.client, "/contacts")
         self.answers: list[Answer] = []
         self.stopping = threading.Event()
 
@@ -159,7 +149,8 @@ def test_while_the_database_cannot_restart_requests_get_a_fast_503_that_says_so(
     pgdata = data_dir / "pgdata"
     app = start_app()
     app.health()
-    client, _ = signed_up(f"http://127.0.0.1:{app.port}", "ada@example.com")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{app.port}", timeout=10)
+    sign_up(client, "ada@example.com")
     # without PG_VERSION the server cannot start again: the outage lasts until it is back
     (pgdata / "PG_VERSION").rename(pgdata / "PG_VERSION.hidden")
     kill_postmaster(pgdata)

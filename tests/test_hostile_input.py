@@ -2,13 +2,12 @@
 
 Every query parameter, header and form field the app reads, sent the way a hostile client
 would: Unicode digits, 5,000 digits, NUL, line breaks, non-ASCII tokens, fields as file parts.
-One account, one contact and one interaction serve the whole module (argon2 sign-ups are slow):
+One account, one contact and one interaction serve the whole module (an app per request is slow):
 each hostile request is checked to append no event and to leave the account signed in.
 """
 
 import asyncio
 import html
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
@@ -112,23 +109,6 @@ class Account:
 
     def token(self) -> str:
         return csrf_of(self.client, "/contacts")
-
-
-@pytest.fixture(scope="module")
-def module_db_url(server_url: str, template_url: str) -> Iterator[str]:
-    """One database for the module, cloned from the template like conftest's db_url."""
-    template = str(psycopg.conninfo.conninfo_to_dict(template_url)["dbname"])
-    name = f"crm_test_{os.getpid()}_hostile"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    yield psycopg.conninfo.make_conninfo(server_url, dbname=name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
 from tests.processes import App, free_port, run_module
-from tests.support import FAKE_HASH
+from tests.support import sign_up
 
 UTC = ZoneInfo("UTC")
 
@@ -96,11 +96,6 @@ def job_for(pool, types, smtp: SmtpServer, hour: int = 7) -> MorningEmail:
     return MorningEmail(pool, types, SmtpTransport(smtp.url, timeout=5), "crm@example.com", hour)
 
 
-async def account(conn, types, email_address: str, zone: str) -> str:
-    done = await commands.sign_up(conn, types, email_address, FAKE_HASH, zone)
-    return done.subject_id
-
-
 async def contact_with_notes(conn, types, account_id: str, name: str, day: str, notes: str) -> str:
     done = await commands.add_contact(conn, types, account_id, name, "", "")
     await commands.write_next_meeting_notes(conn, types, account_id, done.subject_id, day, notes)
@@ -126,8 +121,8 @@ async def pending_rows(conn) -> list[tuple[str, str | None]]:
 async def test_the_email_arrives_on_the_right_morning_in_each_time_zone(
     db_url, types, conn, pool, smtp
 ):
-    tokyo = await account(conn, types, "tokyo@example.com", "Asia/Tokyo")
-    new_york = await account(conn, types, "ny@example.com", "America/New_York")
+    tokyo = await sign_up(conn, types, "tokyo@example.com", "Asia/Tokyo")
+    new_york = await sign_up(conn, types, "ny@example.com", "America/New_York")
     await contact_with_notes(conn, types, tokyo, "Aiko", "2026-12-03", "**Sushi** at noon")
     await contact_with_notes(conn, types, new_york, "Bill", "2026-12-03", "Bagels")
     await project(db_url, types)
@@ -159,7 +154,7 @@ async def test_the_email_arrives_on_the_right_morning_in_each_time_zone(
 async def test_a_past_meeting_day_is_not_sent_late_but_a_missed_morning_is(
     db_url, types, conn, pool, smtp
 ):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     await contact_with_notes(conn, types, paris, "Yesterday", "2026-12-02", "too late")
     await contact_with_notes(conn, types, paris, "Today", "2026-12-03", "still useful")
     await project(db_url, types)
@@ -172,7 +167,7 @@ async def test_a_past_meeting_day_is_not_sent_late_but_a_missed_morning_is(
 
 
 async def test_notes_edited_before_the_morning_send_the_new_notes(db_url, types, conn, pool, smtp):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     contact = await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "old notes")
     await commands.write_next_meeting_notes(conn, types, paris, contact, "2026-12-03", "new notes")
     await project(db_url, types)
@@ -182,7 +177,7 @@ async def test_notes_edited_before_the_morning_send_the_new_notes(db_url, types,
 
 
 async def test_deleting_the_contact_cancels_the_email(db_url, types, conn, pool, smtp):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     contact = await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "notes")
     await commands.delete_contact(conn, types, paris, contact)
     await project(db_url, types)
@@ -191,7 +186,7 @@ async def test_deleting_the_contact_cancels_the_email(db_url, types, conn, pool,
 
 
 async def test_two_concurrent_runs_send_exactly_one(db_url, types, conn, pool, smtp):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     for n in range(5):
         await contact_with_notes(conn, types, paris, f"Contact {n}", "2026-12-03", "notes")
     await project(db_url, types)
@@ -213,7 +208,7 @@ async def test_two_concurrent_runs_send_exactly_one(db_url, types, conn, pool, s
 
 async def test_smtp_down_then_up_sends_exactly_one(db_url, types, conn, pool):
     smtp = SmtpServer()  # not started: connections are refused
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "notes")
     await project(db_url, types)
     job = job_for(pool, types, smtp)
@@ -236,7 +231,7 @@ async def test_smtp_down_then_up_sends_exactly_one(db_url, types, conn, pool):
 async def test_a_crash_after_sending_resends_once_with_the_same_message_id(
     db_url, types, conn, pool, smtp, monkeypatch
 ):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "notes")
     await project(db_url, types)
     job = job_for(pool, types, smtp)
@@ -266,7 +261,7 @@ async def test_a_crash_after_sending_resends_once_with_the_same_message_id(
 async def test_replaying_every_projection_sends_nothing_and_resurrects_nothing(
     db_url, types, conn, pool, smtp
 ):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "notes")
     await project(db_url, types)
     job = job_for(pool, types, smtp)
@@ -287,7 +282,7 @@ def emails_command(
 def test_the_emails_command_dry_run_and_send_due(db_url, types, smtp, tmp_path: Path):
     async def setup() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as c:
-            paris = await account(c, types, "paris@example.com", "Europe/Paris")
+            paris = await sign_up(c, types, "paris@example.com", "Europe/Paris")
             await contact_with_notes(c, types, paris, "Ada", "2026-12-03", "notes")
 
     asyncio.run(setup())  # the projections are brought up to date by the command itself
@@ -313,7 +308,7 @@ def test_the_app_runs_the_job_at_start_up(db_url, types, smtp, tmp_path: Path, v
 
     async def setup() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as c:
-            utc = await account(c, types, "utc@example.com", "UTC")
+            utc = await sign_up(c, types, "utc@example.com", "UTC")
             await contact_with_notes(c, types, utc, "Ada", today, "*today*")
 
     asyncio.run(setup())
@@ -481,11 +476,11 @@ async def test_a_name_with_line_breaks_in_one_account_stops_no_email_of_another(
 ):
     """The reported case: 'Eve\\u2028Mallory' aborted the run, and 5 of another account's 8
     e-mails were never sent."""
-    mallory = await account(conn, types, "mallory@example.com", "Europe/Paris")
+    mallory = await sign_up(conn, types, "mallory@example.com", "Europe/Paris")
     with stored_before_the_write_checked(monkeypatch):
         await contact_with_notes(conn, types, mallory, "Eve\u2028Mallory", DAY, "notes")
         await contact_with_notes(conn, types, mallory, "Eve\r\nBcc: spy@example.com\x0b", DAY, "")
-    alice = await account(conn, types, "alice@example.com", "Europe/Paris")
+    alice = await sign_up(conn, types, "alice@example.com", "Europe/Paris")
     for n in range(8):
         await contact_with_notes(conn, types, alice, f"Contact {n}", DAY, f"notes {n}")
     await project(db_url, types)
@@ -505,9 +500,9 @@ async def test_a_time_zone_the_server_does_not_know_stops_no_email_and_counts_as
     db_url, types, conn, pool, smtp, monkeypatch
 ):
     with stored_before_the_write_checked(monkeypatch):  # the schema takes any string
-        lost = await account(conn, types, "lost@example.com", "Mars/Olympus_Mons")
+        lost = await sign_up(conn, types, "lost@example.com", "Mars/Olympus_Mons")
     await contact_with_notes(conn, types, lost, "Zed", DAY, "notes")
-    alice = await account(conn, types, "alice@example.com", "Europe/Paris")
+    alice = await sign_up(conn, types, "alice@example.com", "Europe/Paris")
     await contact_with_notes(conn, types, alice, "Ada", DAY, "notes")
     await project(db_url, types)
     job = job_for(pool, types, smtp)
@@ -522,7 +517,7 @@ async def test_a_recipient_the_server_refuses_fails_alone_and_is_retried_later(
     db_url, types, conn, pool, smtp
 ):
     for address in ("ann@example.com", "bob@example.com", "cat@example.com"):
-        owner = await account(conn, types, address, "Europe/Paris")
+        owner = await sign_up(conn, types, address, "Europe/Paris")
         await contact_with_notes(conn, types, owner, f"Friend of {address}", DAY, "notes")
     await project(db_url, types)
     smtp.inbox.refused.add("bob@example.com")
@@ -551,7 +546,7 @@ async def test_a_recipient_the_server_refuses_fails_alone_and_is_retried_later(
 async def test_an_unexpected_error_with_one_email_is_reported_and_the_run_goes_on(
     db_url, types, conn, pool, smtp, monkeypatch
 ):
-    paris = await account(conn, types, "paris@example.com", "Europe/Paris")
+    paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     for name in ("Ada", "Bea", "Cy"):
         await contact_with_notes(conn, types, paris, name, DAY, "notes")
     await project(db_url, types)
@@ -589,11 +584,11 @@ def test_the_emails_command_says_what_would_fail_and_what_failed_before(
     async def setup() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as c:
             with stored_before_the_write_checked(monkeypatch):
-                broken = await account(c, types, "eve\r\n@example.com", "Europe/Paris")
+                broken = await sign_up(c, types, "eve\r\n@example.com", "Europe/Paris")
             await contact_with_notes(c, types, broken, "Ada", DAY, "secret notes")
-            refused = await account(c, types, "bob@example.com", "Europe/Paris")
+            refused = await sign_up(c, types, "bob@example.com", "Europe/Paris")
             await contact_with_notes(c, types, refused, "Bea", DAY, "secret notes")
-            fine = await account(c, types, "cat@example.com", "Europe/Paris")
+            fine = await sign_up(c, types, "cat@example.com", "Europe/Paris")
             await contact_with_notes(c, types, fine, "Cy", DAY, "secret notes")
 
     asyncio.run(setup())
@@ -630,10 +625,10 @@ def test_health_counts_a_failing_email_without_saying_whose(
 
     async def setup() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as c:
-            ann = await account(c, types, "ann@example.com", "UTC")
+            ann = await sign_up(c, types, "ann@example.com", "UTC")
             with stored_before_the_write_checked(monkeypatch):
                 await contact_with_notes(c, types, ann, "Eve\u2028Mallory", today, "secret notes")
-            bob = await account(c, types, "bob@example.com", "UTC")
+            bob = await sign_up(c, types, "bob@example.com", "UTC")
             ids["bea"] = await contact_with_notes(c, types, bob, "Bea", today, "secret notes")
 
     asyncio.run(setup())

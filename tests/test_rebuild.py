@@ -20,6 +20,7 @@ from tests.support import (
     accounts_and_workload,
     append_workload,
     differences,
+    eventually,
     renderer,
     sign_up,
     wait_until_caught_up,
@@ -58,11 +59,13 @@ async def test_replay_during_concurrent_appends_swaps_in_an_identical_table(db_u
     await wait_until_caught_up(conn, NAMES)
     stop = asyncio.Event()
     seen: list[int] = []
+    appended: list[int] = []
 
     async def keep_appending() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as writer:
             while not stop.is_set():
                 await append_workload(writer, types, workload, 5)
+                appended.append(5)
 
     async def keep_reading() -> None:
         async with await AsyncConnection.connect(db_url, autocommit=True) as reader:
@@ -72,12 +75,17 @@ async def test_replay_during_concurrent_appends_swaps_in_an_identical_table(db_u
                 ).fetchone()
                 assert row is not None
                 seen.append(int(row[0]))
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # a reader's pace, not a wait for anything
 
     background = [asyncio.create_task(keep_appending()), asyncio.create_task(keep_reading())]
     try:
         result = await rebuild(db_url, types, ALL)
-        await asyncio.sleep(0.2)
+        reads, appends = len(seen), len(appended)
+        await eventually(
+            lambda: len(seen) > reads + 20 and len(appended) > appends,
+            10,
+            "reads and appends going on after the swap",
+        )
         stop.set()
         await asyncio.gather(*background)
         await wait_until_caught_up(conn, NAMES)

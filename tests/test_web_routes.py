@@ -1,5 +1,10 @@
-"""Every route over HTTP: log-in required, CSRF enforced, accounts isolated, errors inline."""
+"""Every route over HTTP: log-in required, CSRF enforced, accounts isolated, errors inline.
 
+One app and one database serve the module: each test signs up accounts of its own and counts
+events as a difference, so none depends on starting from an empty database.
+"""
+
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,20 +20,35 @@ from tests.web_support import (
     sign_up,
 )
 
+_accounts = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def site(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with app_client(module_db_url, tmp_path_factory.mktemp("crm-data")) as first:
+        yield first
+
 
 @pytest.fixture
-def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with app_client(db_url, tmp_path) as c:
-        yield c
+def db_url(module_db_url: str) -> str:
+    """The database of the module's app (not a fresh one per test, as in conftest)."""
+    return module_db_url
 
 
 @pytest.fixture
-def two_accounts(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
-    with app_client(db_url, tmp_path) as alice:
-        bob = another_browser(alice)
-        sign_up(alice, "alice@example.com")
-        sign_up(bob, "bob@example.com")
-        yield alice, bob
+def client(site: TestClient) -> TestClient:
+    """A browser that has not signed in."""
+    return another_browser(site)
+
+
+@pytest.fixture
+def two_accounts(site: TestClient) -> tuple[TestClient, TestClient]:
+    """Two browsers, each signed in to a new account of its own."""
+    alice, bob = another_browser(site), another_browser(site)
+    n = next(_accounts)
+    sign_up(alice, f"alice-{n}@example.com")
+    sign_up(bob, f"bob-{n}@example.com")
+    return alice, bob
 
 
 PAGES = [
@@ -89,11 +109,12 @@ def test_a_post_without_the_csrf_token_is_refused(two_accounts, db_url: str, pat
 
 
 def test_signup_and_login_forms_are_csrf_protected(client: TestClient, db_url: str) -> None:
+    before = event_count(db_url)
     response = client.post(
         "/signup", data={"email": "a@example.com", "password": "12345678", "time_zone": "UTC"}
     )
     assert response.status_code == 403
-    assert event_count(db_url) == 0
+    assert event_count(db_url) == before
 
 
 def test_an_htmx_request_may_send_the_token_as_a_header(two_accounts) -> None:
@@ -465,15 +486,5 @@ def test_an_unknown_method_or_page_is_a_clear_error_not_a_500(two_accounts) -> N
 def test_the_session_cookie_is_https_only_when_configured(db_url: str, tmp_path: Path) -> None:
     secure = {"CRM_COOKIE_SECURE": "true"}
     with app_client(db_url, tmp_path, secure, base_url="https://127.0.0.1") as client:
-        token = csrf_of(client, "/signup")
-        response = client.post(
-            "/signup",
-            data={
-                "email": "s@example.com",
-                "password": "12345678",
-                "time_zone": "UTC",
-                "csrf_token": token,
-            },
-        )
-    assert response.status_code == 303
+        response = sign_up(client, "s@example.com")
     assert "secure" in response.headers["set-cookie"].lower()

@@ -1,11 +1,17 @@
-"""Helpers for HTTP tests: the app in-process (TestClient), accounts, forms and tokens."""
+"""Helpers for HTTP tests: the app in-process (TestClient), accounts, forms and tokens.
+
+sign_up, csrf_of and add_contact take any httpx.Client: a TestClient, or one talking to
+`python -m crm` over a socket (tests/processes.py).
+"""
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from crm.projections.projector import ProjectorSettings
@@ -15,6 +21,9 @@ from crm.web.app import create_app
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
+# argon2 at its lowest cost: its strength is not under test, and at the defaults each sign-up
+# and log-in takes ~0.1 s of CPU. Apps run by `python -m crm` keep the defaults.
+CHEAP_PASSWORDS = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 @contextmanager
@@ -28,7 +37,7 @@ def app_client(
 ) -> Iterator[TestClient]:
     settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(data_dir), **(environ or {})})
     projector_settings = projector_settings or ProjectorSettings(poll_interval=1.0, lock_retry=0.2)
-    app = create_app(settings, projector_settings, renderer)
+    app = create_app(settings, projector_settings, renderer, password_hasher=CHEAP_PASSWORDS)
     with TestClient(app, base_url=base_url, follow_redirects=False) as client:
         yield client
 
@@ -40,28 +49,23 @@ def another_browser(client: TestClient) -> TestClient:
     return other
 
 
-def csrf_of(client: TestClient, path: str = "/signup") -> str:
+def csrf_of(client: httpx.Client, path: str = "/signup") -> str:
+    """The CSRF token of the page at path (the session's, once signed in)."""
     page = client.get(path)
     match = _TOKEN.search(page.text)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
 
 
-def sign_up(client: TestClient, email: str, password: str = "correct horse") -> None:
-    token = csrf_of(client, "/signup")
-    response = client.post(
-        "/signup",
-        data={
-            "email": email,
-            "password": password,
-            "time_zone": "Europe/Paris",
-            "csrf_token": token,
-        },
-    )
+def sign_up(client: httpx.Client, email: str, password: str = "correct horse") -> httpx.Response:
+    """Sign up through the form, as a browser would; the client is then signed in."""
+    data = {"email": email, "password": password, "time_zone": "Europe/Paris"}
+    response = client.post("/signup", data={**data, "csrf_token": csrf_of(client, "/signup")})
     assert response.status_code == 303, response.text
+    return response
 
 
-def add_contact(client: TestClient, name: str, **fields: str) -> str:
+def add_contact(client: httpx.Client, name: str, **fields: str) -> str:
     token = csrf_of(client, "/contacts/new")
     data = {"name": name, "description": "", "contact_method": "", "csrf_token": token, **fields}
     response = client.post("/contacts", data=data)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 import psycopg
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,7 +27,7 @@ from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.web import auth, contacts, interactions, meeting_notes
 from crm.web.health import health
-from crm.web.security import CsrfRefused, LoginRequired, secret_key
+from crm.web.security import CsrfRefused, LoginRequired, Passwords, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
 from crm.web.writes import NotFound, is_htmx
@@ -143,6 +144,7 @@ def create_app(
     settings: Settings,
     projector_settings: ProjectorSettings | None = None,
     renderer: Renderer | None = None,
+    password_hasher: PasswordHasher | None = None,  # tests pass a cheap one; argon2's otherwise
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -179,6 +181,8 @@ def create_app(
         HTTPException: _http_error,
         psycopg.OperationalError: _database_error,
     }
-    return Starlette(
+    app = Starlette(
         routes=_routes(), middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )
+    app.state.passwords = Passwords(password_hasher)
+    return app

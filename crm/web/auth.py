@@ -8,20 +8,12 @@ from starlette.responses import RedirectResponse, Response
 from crm.store import commands
 from crm.web.forms import Form, posted_form, time_zones
 from crm.web.params import a_local_path
-from crm.web.security import (
-    check_csrf,
-    flash,
-    hash_password,
-    log_in,
-    password_matches,
-)
+from crm.web.security import check_csrf, flash, log_in, passwords_of
 from crm.web.templating import templates
 from crm.web.writes import attempt, services_of
 
 SIGNUP_FIELDS = ("email", "password", "time_zone")
 LOGIN_FIELDS = ("email", "password")
-# verified against when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
-_NOBODY = hash_password("not the password of anyone")
 
 
 def _page(request: Request, name: str, form: Form, status: int = 200) -> Response:
@@ -53,7 +45,7 @@ async def signup(request: Request) -> Response:
         form.fail("password", "must be at most 1,024 characters")
     if not form.ok:
         return _page(request, "signup.html", form, 422)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await asyncio.to_thread(passwords_of(request).hash, password)
     done = await attempt(
         request,
         form,
@@ -94,8 +86,9 @@ async def login(request: Request) -> Response:
     if not form.ok:
         return _page(request, "login.html", form, 422)
     account = await _account_by_email(request, form["email"])
-    known_hash = account[1] if account else _NOBODY
-    matches = await asyncio.to_thread(password_matches, known_hash, password)
+    passwords = passwords_of(request)
+    known_hash = account[1] if account else passwords.nobody
+    matches = await asyncio.to_thread(passwords.match, known_hash, password)
     if account is None or not matches:
         form.fail("password", "does not match this e-mail; check both and try again")
         return _page(request, "login.html", form, 422)

@@ -10,7 +10,6 @@ from starlette.requests import Request
 
 from crm.settings import Settings
 
-_hasher = PasswordHasher()
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -35,15 +34,27 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class Passwords:
+    """Hashing and checking passwords: argon2's defaults, or the cheap hasher a test passes in."""
+
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self._hasher = hasher or PasswordHasher()
+        # checked when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
+        self.nobody = self._hasher.hash("not the password of anyone")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def match(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
-def password_matches(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+def passwords_of(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
 
 
 def csrf_token(request: Request) -> str:
