@@ -32,6 +32,11 @@ def render_slowly_when_asked(texts: list[str]) -> list[Rendered]:
     return render_each(texts)
 
 
+def render_nothing(texts: list[str]) -> list[Rendered]:
+    """A worker function that fails every note: shows which notes a driver renders at all."""
+    return [Rendered(None, 0.0, "refused by the test") for _ in texts]
+
+
 def impatient_renderer() -> Renderer:
     """A renderer that gives up on its worker after 0.5 s, which a SLOW note always runs past."""
     return Renderer(render_all=render_slowly_when_asked, wall_timeout=0.5)

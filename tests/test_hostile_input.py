@@ -540,10 +540,22 @@ def test_a_one_line_field_with_nothing_visible_is_refused(
         assert f"{label} must contain a visible character: a letter, digit," in response.text
 
 
-def test_a_signup_address_with_an_encoded_word_is_refused(alice: Account) -> None:
-    """The address goes into the To header of the morning e-mail, where Python would decode it."""
+@pytest.mark.parametrize(
+    "address",
+    [
+        "eve@=?utf-8?q?evil.example=0D=0AX-Spam:_1?=",  # decoded in a To header
+        "me@evil.example,root,postmaster",  # a list of recipients
+        "x<root>@y.example",  # route syntax: mail for root
+        "a;b@c.example",
+        '"a b"@c.example',
+        "a(comment)@c.example",
+    ],
+)
+def test_a_signup_address_that_is_not_one_plain_mailbox_is_refused(
+    alice: Account, address: str
+) -> None:
+    """The address goes into the To header of the morning e-mail, as the one recipient."""
     with nothing_written(alice):
-        address = "eve@=?utf-8?q?evil.example=0D=0AX-Spam:_1?="  # one "@", a "." after it
         response = _post(alice, "/signup", {**SIGNUP, "email": address})
         assert response.status_code == 422
         assert "E-mail must be an e-mail address like you@example.com" in response.text

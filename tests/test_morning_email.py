@@ -448,9 +448,12 @@ def test_a_name_in_rfc_2047_encoded_words_adds_no_header_and_ends_no_headers(nam
         ("me@=?utf-8?q?evil.example=0D=0AReply-To:_attacker@evil.example?=", SENDER),
         ("=?utf-8?q?me=0D=0AReply-To:_attacker@evil.example?=@example.com", SENDER),
         ("me@example.com", "crm@=?utf-8?q?example.com=0D=0AReply-To:_a@evil.example?="),
+        ("me@evil.example,root,postmaster", SENDER),  # a list: three recipients
+        ("x<root>@y.example", SENDER),  # route syntax: sent to root
+        ("Eve <victim@corp.example>", SENDER),  # a display name hiding the real recipient
     ],
 )
-def test_an_address_in_encoded_words_is_not_composed(to: str, sender: str):
+def test_an_address_that_is_not_one_plain_mailbox_is_not_composed(to: str, sender: str):
     """Sign-up refuses such an address now; one stored before is never sent."""
     with pytest.raises(ValueError):
         compose(replace(due_email("Ada"), to=to), sender)

@@ -20,10 +20,10 @@ from crm.broadcaster import Broadcaster
 from crm.projections import poison
 from crm.projections.base import Projection
 from crm.projections.contacts import CONTACTS
-from crm.projections.projector import Projector, ProjectorSettings
+from crm.projections.projector import Projector, ProjectorSettings, catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
-from crm.rendering import RendererUnavailable, RenderFailed
+from crm.rendering import Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, append
@@ -33,6 +33,7 @@ from tests.support import (
     SLOW,
     differences,
     impatient_renderer,
+    render_nothing,
     renderer,
     running,
     sign_up,
@@ -178,6 +179,8 @@ async def test_a_failing_event_is_retried_with_a_growing_wait_not_in_a_tight_loo
     # the seed retried every 0.1 s, for ever
     assert waits[:5] == [0.2, 0.4, 0.8, 1.6, 3.2]
     assert state.startswith("retrying: event"), state
+    # /health shows states without a login: the class, never the message (it may quote values)
+    assert state.endswith(": RuntimeError") and "Poison Pill" not in state, state
 
 
 async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_rendered(
@@ -421,3 +424,23 @@ def test_only_failures_of_the_surroundings_are_retried_for_ever(
     error: Exception, transient: bool
 ) -> None:
     assert poison.is_transient(error) is transient
+
+
+async def test_notes_that_did_not_change_are_not_rendered_again(db_url, types, conn):
+    """A rename re-writes the contact's row: its notes' HTML comes from the row, not from
+    rendering them again (one account renaming 400 contacts with 20 KB notes in a loop stalled
+    the projection for everyone when it did)."""
+    account = await sign_up(conn, types)
+    contact = await add_contact(conn, types, account, "Ada")
+    await commands.write_next_meeting_notes(conn, types, account, contact, "2026-12-24", "*hi*")
+    await catch_up(db_url, types, list(ALL))
+    await commands.edit_contact(conn, types, account, contact, "Ada B", "", "")
+    refusing = Renderer(render_all=render_nothing)
+    try:
+        async with running(db_url, types, list(ALL), QUICK, with_renderer=refusing):
+            await wait_until_caught_up(conn, [p.name for p in ALL])
+    finally:
+        refusing.close()
+    assert await parked_rows(conn) == []
+    cursor = await conn.execute("SELECT name, next_meeting_notes_html FROM projected_contacts")
+    assert await cursor.fetchone() == ("Ada B", "<p><em>hi</em></p>\n")

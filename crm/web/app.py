@@ -27,6 +27,7 @@ from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.web import auth, contacts, interactions, meeting_notes
 from crm.web.health import health
+from crm.web.limits import BodyLimit
 from crm.web.security import CsrfRefused, LoginRequired, Passwords, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
@@ -173,6 +174,7 @@ def create_app(
             max_age=14 * 24 * 3600,
         ),
         Middleware(DatabaseGate),  # inside the session: the 503 page reads it
+        Middleware(BodyLimit),  # before anything reads a body
     ]
     handlers = {
         LoginRequired: _login_required,
