@@ -353,17 +353,17 @@ async def _fold_and_write_shadows(
     with cyclic_gc_paused():
         states, count = await fold_stream(url, types, projections, upto, progress, parked)
         phases["fold"] = time.perf_counter() - clock
-        rows = {
-            p.name: await _rendered_rows(url, types, p, states.pop(p.name), upto, renderer, parked)
-            for p in projections
-        }
-        phases["render"] = time.perf_counter() - clock - phases["fold"]
-        # one connection per table: while Python streams one table's rows, the server copies
-        # and indexes the others on the other core
-        counts = await asyncio.gather(
-            *(_write_shadow(url, p, rows.pop(p.name)) for p in projections)
-        )
-    phases["write"] = time.perf_counter() - clock - phases["fold"] - phases["render"]
+
+        async def render_and_write(projection: Projection[Any]) -> int:
+            rows = await _rendered_rows(
+                url, types, projection, states.pop(projection.name), upto, renderer, parked
+            )
+            return await _write_shadow(url, projection, rows)
+
+        # one connection per table: while the worker renders one table's notes and Python
+        # streams another's rows, the server copies and indexes the others on the other core
+        counts = await asyncio.gather(*(render_and_write(p) for p in projections))
+    phases["render+write"] = time.perf_counter() - clock - phases["fold"]
     return count, {p.table: n for p, n in zip(projections, counts, strict=True)}
 
 
