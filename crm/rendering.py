@@ -35,6 +35,7 @@ RENDER_BUDGET = 0.050  # CPU seconds a note may cost, checked at the write
 NOTE_CPU_LIMIT = 1.0  # CPU seconds for one note in the projections: 20 times the budget
 MAX_HTML = 100_000  # characters of HTML a note may become (a 20,000-character note: ~30,000)
 WALL_TIMEOUT = 30.0  # seconds a worker may take for one task before it is killed
+_GRACE = 5.0  # beyond WALL_TIMEOUT: pebble has not answered at all, its pool is wedged
 _CHUNK_CHARACTERS = 200_000  # of notes sent to the worker per task
 _CACHE_CHARACTERS = 16_000_000  # of notes and HTML remembered in the app process
 
@@ -175,19 +176,39 @@ class Renderer:
     async def _run(self, function: Callable[..., R], *arguments: object) -> R:
         self._waiting += 1
         pool = self._worker()
+        answer: asyncio.Future[R] | None = None
         try:
-            future = pool.schedule(function, args=arguments, timeout=self.wall_timeout)
-            result: R = await asyncio.wrap_future(future)
-        except TimeoutError:  # pebble has killed the worker and started another
-            raise RenderFailed(f"the renderer took longer than {self.wall_timeout:g}s") from None
-        except ProcessExpired as died:
-            raise RenderFailed(f"the renderer died ({died})") from None
-        except Exception as error:  # the pool itself broke: the next call starts a new one
-            await self._discard(pool)
-            raise RendererUnavailable(f"the Markdown renderer is unavailable: {error!r}") from error
+            try:
+                scheduled = pool.schedule(function, args=arguments, timeout=self.wall_timeout)
+            except Exception as error:  # a pool that cannot take work: start afresh next time
+                await self._discard(pool)
+                raise RendererUnavailable(
+                    f"the Markdown renderer is unavailable: {error!r}"
+                ) from error
+            answer = asyncio.wrap_future(scheduled)
+            # pebble answers within wall_timeout; if it never does (a wedged pool), no request
+            # may wait for ever: a caller blocked here also blocks a graceful shutdown
+            done, _ = await asyncio.wait({answer}, timeout=self.wall_timeout + _GRACE)
+            if not done:
+                await self._discard(pool)
+                raise RendererUnavailable("the Markdown renderer did not answer")
+            try:
+                return answer.result()
+            except TimeoutError:  # pebble has killed the worker and started another
+                raise RenderFailed(
+                    f"the renderer took longer than {self.wall_timeout:g}s"
+                ) from None
+            except ProcessExpired as died:
+                raise RenderFailed(f"the renderer died ({died})") from None
+            except Exception as error:  # the pool itself broke: the next call starts a new one
+                await self._discard(pool)
+                raise RendererUnavailable(
+                    f"the Markdown renderer is unavailable: {error!r}"
+                ) from error
         finally:
             self._waiting -= 1
-        return result
+            if answer is not None and not answer.done():
+                answer.cancel()
 
     async def _discard(self, pool: ProcessPool) -> None:
         # only the pool this call used: another caller may already have started a new one
