@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from crm.store.event_types import SCHEMA_DIR, SchemaChanged, load_event_types, sync_event_types
 from crm.store.events import append
-from crm.store.validation import InvalidPayload
+from crm.store.validation import InvalidPayload, validate_payload
 from tests.support import FAKE_HASH, sign_up
 
 CONTACT = str(uuid.uuid4())
@@ -149,3 +149,37 @@ async def test_a_new_schema_version_is_added_beside_the_old_one(conn, types, tmp
         await conn.execute("SELECT count(*) FROM event_types WHERE name = 'contact-deleted'")
     ).fetchone()
     assert row == (2,)
+
+
+def test_every_schema_has_an_example_its_own_version_accepts() -> None:
+    for event_type in load_event_types().by_key.values():
+        examples = event_type.schema.get("examples", [])
+        assert examples, f"schemas/{event_type.name}.v{event_type.version}.json has no examples"
+        for example in examples:
+            validate_payload(event_type, example)
+
+
+async def test_a_stored_version_may_change_its_annotations_but_not_its_meaning(
+    conn, types, tmp_path: Path
+) -> None:
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, copy)
+    edited = copy / "contact-created.v1.json"
+    schema = json.loads(edited.read_text())
+    schema["examples"].append({**schema["examples"][0], "name": "Another"})
+    schema["properties"]["name"]["description"] = "Reworded."
+    edited.write_text(json.dumps(schema))
+    await sync_event_types(conn, load_event_types(copy))
+    row = await (
+        await conn.execute(
+            "SELECT schema->'properties'->'name'->>'description' FROM event_types"
+            " WHERE name = 'contact-created' AND version = 1"
+        )
+    ).fetchone()
+    assert row == ("Reworded.",)  # the stored copy follows the file's annotations
+    # a field that happens to be called "description" is part of the meaning
+    del schema["properties"]["description"]
+    schema["required"].remove("description")
+    edited.write_text(json.dumps(schema))
+    with pytest.raises(SchemaChanged, match=r"contact-created\.v1\.json differs"):
+        await sync_event_types(conn, load_event_types(copy))

@@ -75,24 +75,57 @@ def load_event_types(directory: Path = SCHEMA_DIR) -> EventTypes:
     return EventTypes({(t.name, t.version): t for t in types})
 
 
+# Keywords that document a schema without changing what it accepts: a stored version may gain
+# or reword them (an example, a clearer description) and still be the same version.
+_ANNOTATIONS = frozenset({"title", "description", "examples", "$comment"})
+# Keywords whose value maps names (of fields, of definitions) to schemas: a field may be called
+# "description", and that is not an annotation.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
+
+
+def meaning(schema: Any) -> Any:
+    """The schema without its annotations: what decides which payloads it accepts."""
+    if isinstance(schema, list):
+        return [meaning(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept = {}
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
+        if keyword in _SCHEMA_MAPS and isinstance(value, dict):
+            kept[keyword] = {name: meaning(sub) for name, sub in value.items()}
+        else:
+            kept[keyword] = meaning(value)
+    return kept
+
+
 async def sync_event_types(conn: AsyncConnection[Any], types: EventTypes) -> None:
-    """Store new schema versions, refuse changed ones, and record each version's database id."""
+    """Store new schema versions, refuse changed ones, and record each version's database id.
+
+    A stored version may change its annotations (the stored copy is updated), never its meaning.
+    """
     for event_type in types.by_key.values():
+        text = json.dumps(event_type.schema)
         row = await (
             await conn.execute(
                 "INSERT INTO event_types (name, version, schema) VALUES (%s, %s, %s::jsonb)"
                 " ON CONFLICT (name, version) DO UPDATE SET name = excluded.name"
-                " RETURNING id, schema = %s::jsonb",
-                (event_type.name, event_type.version, *[json.dumps(event_type.schema)] * 2),
+                " RETURNING id, schema::text",
+                (event_type.name, event_type.version, text),
             )
         ).fetchone()
         assert row is not None
-        type_id, unchanged = row
-        if not unchanged:
+        type_id, stored = row
+        if meaning(json.loads(stored)) != meaning(event_type.schema):
             raise SchemaChanged(
                 f"schemas/{event_type.name}.v{event_type.version}.json differs from the schema "
                 f"stored for {event_type.name} v{event_type.version}. Stored versions are "
                 f"history: restore the file and add {event_type.name}.v{event_type.version + 1}"
                 ".json instead."
+            )
+        if json.loads(stored) != event_type.schema:
+            await conn.execute(
+                "UPDATE event_types SET schema = %s::jsonb WHERE id = %s", (text, type_id)
             )
         types.ids[(event_type.name, event_type.version)] = type_id
