@@ -10,6 +10,7 @@ import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from crm.bootstrap import prepare_database
 from crm.database import use_text_for_ids_and_dates
 from crm.store.event_types import EventTypes
 from tests import support
+from tests.processes import App
 
 _TEMPLATE = "crm_test_template"
 
@@ -128,3 +130,12 @@ async def conn(db_url: str) -> AsyncIterator[AsyncConnection[Any]]:
     async with await AsyncConnection.connect(db_url, autocommit=True) as connection:
         use_text_for_ids_and_dates(connection)
         yield connection
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """`python -m crm` on a fresh database, over a real socket: its base URL."""
+    app = App({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)}).start()
+    app.health()
+    yield f"http://127.0.0.1:{app.port}"
+    app.stop()

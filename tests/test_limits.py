@@ -2,23 +2,13 @@
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
-import pytest
 
 from crm.web.limits import MAX_BODY_BYTES
 from crm.web.stream import MAX_STREAMS_PER_ACCOUNT
-from tests.processes import App, wait_until
-from tests.web_support import add_contact, csrf_of, sign_up
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    app = App({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)}).start()
-    app.health()
-    yield f"http://127.0.0.1:{app.port}"
-    app.stop()
+from tests.processes import wait_until
+from tests.web_support import add_contact, post_notes, sign_up
 
 
 def test_one_account_cannot_hold_more_than_its_share_of_open_streams(server: str) -> None:
@@ -69,12 +59,5 @@ def test_the_largest_note_a_form_takes_fits_under_the_limit(server: str) -> None
         sign_up(alice, "alice@example.com")
         contact = add_contact(alice, "Ada")
         notes = "\U0001f600" * 20_000  # 4 bytes each, 12 once percent-encoded
-        response = alice.post(
-            f"/contacts/{contact}/next_meeting",
-            data={
-                "meeting_on": "2026-12-24",
-                "meeting_notes": notes,
-                "csrf_token": csrf_of(alice, f"/contacts/{contact}"),
-            },
-        )
+        response = post_notes(alice, contact, notes)
         assert response.status_code == 303, response.text[:300]

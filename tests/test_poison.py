@@ -26,7 +26,7 @@ from crm.projections.registry import ALL
 from crm.rendering import Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
 from crm.store.event_types import EventTypes
-from crm.store.events import Event, append
+from crm.store.events import Appended, Event, append
 from tests import web_support as web
 from tests.processes import run_module
 from tests.support import (
@@ -183,20 +183,26 @@ async def test_a_failing_event_is_retried_with_a_growing_wait_not_in_a_tight_loo
     assert state.endswith(": RuntimeError") and "Poison Pill" not in state, state
 
 
+async def store_unchecked_notes(
+    conn: AsyncConnection[Any], types: EventTypes, account: str, contact: str
+) -> Appended:
+    """HOSTILE_NOTES as an older crm stored them, with no rendering budget at the write."""
+    payload = {
+        "contact_id": contact,
+        "account_id": account,
+        "meeting_on": "2026-12-24",
+        "notes": HOSTILE_NOTES,
+    }
+    return await append(conn, types, "next-meeting-notes-written", payload, account)
+
+
 async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_rendered(
     db_url, types, conn
 ):
     hostile, other = await sign_up(conn, types), await sign_up(conn, types)
     hostile_contact = await add_contact(conn, types, hostile, "Eve")
     other_contact = await add_contact(conn, types, other, "Bob")
-    # stored by an older crm that had no rendering budget at the write
-    payload = {
-        "contact_id": hostile_contact,
-        "account_id": hostile,
-        "meeting_on": "2026-12-24",
-        "notes": HOSTILE_NOTES,
-    }
-    await append(conn, types, "next-meeting-notes-written", payload, hostile)
+    await store_unchecked_notes(conn, types, hostile, hostile_contact)
     await commands.write_next_meeting_notes(
         conn, types, other, other_contact, "2026-12-24", "**agenda**"
     )
@@ -226,13 +232,7 @@ async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_render
 async def test_a_replay_parks_notes_it_cannot_render_and_reports_them(db_url, types, conn):
     account = await sign_up(conn, types)
     contact = await add_contact(conn, types, account, "Eve")
-    payload = {
-        "contact_id": contact,
-        "account_id": account,
-        "meeting_on": "2026-12-24",
-        "notes": HOSTILE_NOTES,
-    }
-    notes = await append(conn, types, "next-meeting-notes-written", payload, account)
+    notes = await store_unchecked_notes(conn, types, account, contact)
     impatient = impatient_renderer()
     try:
         result = await rebuild(db_url, types, list(ALL), renderer=impatient)

@@ -9,8 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from crm.rendering import MAX_HTML, RENDER_BUDGET, RenderFailed, render_each, render_markdown
+from tests import web_support
 from tests.support import SLOW, impatient_renderer, renderer
-from tests.web_support import add_contact, app_client, csrf_of, event_count, sign_up
+from tests.web_support import add_contact, app_client, event_count, sign_up
 
 # The inputs that stopped or stalled the seed's renderer (issue 7), at the field's limit.
 PATHOLOGICAL = {
@@ -123,14 +124,7 @@ def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def post_notes(client: TestClient, contact: str, notes: str) -> int:
-    response = client.post(
-        f"/contacts/{contact}/next_meeting",
-        data={
-            "meeting_on": "2026-12-24",
-            "meeting_notes": notes,
-            "csrf_token": csrf_of(client, f"/contacts/{contact}"),
-        },
-    )
+    response = web_support.post_notes(client, contact, notes)
     if response.status_code == 422:
         assert (
             "too intricate to format in time" in response.text

@@ -5,23 +5,13 @@ No test waits for silence: that news did not come is shown by later news coming 
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.processes import App, wait_until
+from tests.processes import wait_until
 from tests.web_support import add_contact, sign_up
 
 PAGE_PROJECTIONS = {"contacts", "interactions", "meeting_notes_emails"}
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    app = App({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)}).start()
-    app.health()
-    yield f"http://127.0.0.1:{app.port}"
-    app.stop()
 
 
 def browser(server: str) -> httpx.Client:

@@ -80,3 +80,15 @@ def event_count(db_url: str) -> int:
         row = conn.execute("SELECT count(*) FROM events").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def post_notes(client: httpx.Client, contact: str, notes: str) -> httpx.Response:
+    """The no-JavaScript notes form for a meeting on 2026-12-24."""
+    return client.post(
+        f"/contacts/{contact}/next_meeting",
+        data={
+            "meeting_on": "2026-12-24",
+            "meeting_notes": notes,
+            "csrf_token": csrf_of(client, f"/contacts/{contact}"),
+        },
+    )
