@@ -1,6 +1,6 @@
 """In-process news of projections advancing, for the SSE stream and for requests that wait.
 
-The projector's listener publishes here what every process hears on the crm_projections channel.
+The projector's listener publishes here what every process hears on crm.names.PROJECTIONS_CHANNEL.
 """
 
 import asyncio

@@ -7,7 +7,7 @@
 CREATE OR REPLACE FUNCTION events_assign_position() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(7346001);  -- the crm append lock
+    PERFORM pg_advisory_xact_lock(:append_lock);  -- the crm append lock
     NEW.id := nextval('events_position_seq');
     RETURN NEW;
 END

@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('crm_events', (SELECT max(id) FROM appended)::text);
+    PERFORM pg_notify(:'events_channel', (SELECT max(id) FROM appended)::text);
     RETURN NULL;
 END
 $$;

@@ -6,7 +6,8 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-CHANNEL = "crm_projections"
+from crm.names import PROJECTIONS_CHANNEL as CHANNEL
+
 # NOTIFY payloads stop at 8000 bytes; past this many accounts say "any account" instead.
 _MAX_ACCOUNTS_LISTED = 100
 

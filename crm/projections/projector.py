@@ -20,6 +20,8 @@ from psycopg import AsyncConnection
 
 from crm.broadcaster import Advanced, Broadcaster
 from crm.database import use_text_for_ids_and_dates
+from crm.names import EVENTS_CHANNEL
+from crm.names import LEADER_LOCK as _LEADER_LOCK
 from crm.projections import poison, positions
 from crm.projections.apply import apply_events
 from crm.projections.base import Projection
@@ -29,8 +31,6 @@ from crm.store.event_types import EventTypes
 from crm.store.events import Event, read_batch
 
 log = logging.getLogger(__name__)
-EVENTS_CHANNEL = "crm_events"
-_LEADER_LOCK = 7346002
 APPLICATION_NAME = "crm-projector"
 
 
