@@ -36,7 +36,7 @@ async def prepare_database(url: str, projections: Sequence[Projection[Any]] = AL
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
         await migrate(conn)
         async with conn.transaction():
-            await sync_event_types(conn, types)
+            types = await sync_event_types(conn, types)
             await positions.register(conn, (p.name for p in projections))
     return types
 

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from psycopg import AsyncConnection
 
-from crm.store.event_types import SCHEMA_DIR, SchemaChanged, load_event_types, sync_event_types
+from crm.store.event_types import (
+    SCHEMA_DIR,
+    NotSynced,
+    SchemaChanged,
+    load_event_types,
+    sync_event_types,
+)
 from crm.store.events import append
 from crm.store.validation import InvalidPayload, validate_payload
 from tests.support import FAKE_HASH, sign_up
@@ -142,8 +148,7 @@ async def test_a_new_schema_version_is_added_beside_the_old_one(conn, types, tmp
     schema = json.loads((copy / "contact-deleted.v1.json").read_text())
     schema["properties"]["reason"] = {"type": "string", "description": "why"}
     (copy / "contact-deleted.v2.json").write_text(json.dumps(schema))
-    newer = load_event_types(copy)
-    await sync_event_types(conn, newer)
+    newer = await sync_event_types(conn, load_event_types(copy))
     assert newer.latest_version("contact-deleted") == 2
     row = await (
         await conn.execute("SELECT count(*) FROM event_types WHERE name = 'contact-deleted'")
@@ -183,3 +188,19 @@ async def test_a_stored_version_may_change_its_annotations_but_not_its_meaning(
     edited.write_text(json.dumps(schema))
     with pytest.raises(SchemaChanged, match=r"contact-created\.v1\.json differs"):
         await sync_event_types(conn, load_event_types(copy))
+
+
+def test_database_ids_are_asked_of_synced_event_types_only() -> None:
+    loaded = load_event_types()
+    with pytest.raises(NotSynced, match=r"use the EventTypes that sync_event_types"):
+        loaded.id_of(loaded.get("contact-created"))
+
+
+async def test_syncing_returns_the_types_with_their_database_ids(conn, types) -> None:
+    loaded = load_event_types()
+    synced = await sync_event_types(conn, loaded)
+    rows = await (await conn.execute("SELECT name, version, id FROM event_types")).fetchall()
+    assert dict(synced.ids) == {(name, version): type_id for name, version, type_id in rows}
+    assert synced.id_of(synced.get("contact-created")) == types.id_of(types.get("contact-created"))
+    with pytest.raises(NotSynced):
+        loaded.ids  # noqa: B018 - what was loaded stays without ids: nothing fills it in later
