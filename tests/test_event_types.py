@@ -134,11 +134,11 @@ async def test_a_missing_field_is_named_as_required(conn, types) -> None:
 async def test_changing_a_stored_schema_version_is_refused(conn, types, tmp_path: Path) -> None:
     copy = tmp_path / "schemas"
     shutil.copytree(SCHEMA_DIR, copy)
-    edited = copy / "contact-created.v1.json"
-    schema = json.loads(edited.read_text())
-    schema["properties"]["name"]["maxLength"] = 10
-    edited.write_text(json.dumps(schema))
-    with pytest.raises(SchemaChanged, match=r"contact-created\.v1\.json differs.*v2"):
+    shared = copy / "shared" / "fields.json"
+    schema = json.loads(shared.read_text())
+    schema["$defs"]["contact_name"]["maxLength"] = 10
+    shared.write_text(json.dumps(schema))
+    with pytest.raises(SchemaChanged, match=r"contact-created\.v1\.json differs.*shared.*v2"):
         await sync_event_types(conn, load_event_types(copy))
 
 
@@ -204,3 +204,12 @@ async def test_syncing_returns_the_types_with_their_database_ids(conn, types) ->
     assert synced.id_of(synced.get("contact-created")) == types.id_of(types.get("contact-created"))
     with pytest.raises(NotSynced):
         loaded.ids  # noqa: B018 - what was loaded stays without ids: nothing fills it in later
+
+
+async def test_the_database_keeps_each_version_self_contained(conn, types) -> None:
+    rows = await (
+        await conn.execute("SELECT name, version, schema::text FROM event_types")
+    ).fetchall()
+    for name, version, stored in rows:
+        assert "$ref" not in stored, f"{name} v{version} depends on a file that may change"
+        assert json.loads(stored) == types.get(name, version).schema
