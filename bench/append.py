@@ -18,7 +18,7 @@ from crm.bootstrap import prepare_database
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import append
-from crm.workload import Workload
+from harness.workload import Workload
 
 _HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import httpx
 
 from bench.server import database_url
-from tests.processes import App
+from harness.processes import App
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})")

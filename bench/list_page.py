@@ -20,7 +20,7 @@ from psycopg import AsyncConnection
 from bench.server import database_url
 from crm.bootstrap import prepare_database
 from crm.store.event_types import EventTypes
-from tests.processes import App
+from harness.processes import App
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 PAGES = [

@@ -21,7 +21,7 @@ from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
 from crm.store.event_types import EventTypes
-from crm.workload import Workload
+from harness.workload import Workload
 
 _HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 

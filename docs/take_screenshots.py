@@ -10,8 +10,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.processes import App
-from tests.test_browser import ARGS, CHROMIUM, add_inline, sign_up
+from harness.browser import ARGS, CHROMIUM, add_inline, sign_up
+from harness.processes import App
 
 OUT = Path(__file__).resolve().parent / "screenshots"
 PEOPLE = [

@@ -21,8 +21,8 @@ from psycopg import AsyncConnection, sql
 from crm.bootstrap import prepare_database
 from crm.database import use_text_for_ids_and_dates
 from crm.store.event_types import EventTypes
+from harness.processes import App
 from tests import support
-from tests.processes import App
 
 _TEMPLATE = "crm_test_template"
 

@@ -18,7 +18,7 @@ from crm.rendering import Rendered, Renderer, render_each
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import append, head_position
-from crm.workload import Workload
+from harness.workload import Workload
 
 # one Markdown worker for the whole test run (closed by conftest at the end)
 renderer = Renderer()
@@ -120,7 +120,7 @@ async def eventually(
 ) -> float:
     """Poll condition (it may be async) until it is true; return the seconds it took.
 
-    tests.processes.wait_until for async tests: it waits without blocking the event loop, where
+    harness.processes.wait_until for async tests: it waits without blocking the event loop, where
     the projector or app under test runs.
     """
     loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from crm.projections.registry import ALL
-from tests.processes import App, free_port
+from harness.processes import App, free_port
 from tests.support import (
     accounts_and_workload,
     append_workload,

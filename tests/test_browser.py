@@ -1,6 +1,5 @@
 """The CRM in a real Chromium (Playwright), against the app served by `python -m crm`."""
 
-import shutil
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,19 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.processes import App
+from harness.browser import ARGS, CHROMIUM, add_inline, sign_up
+from harness.processes import App
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, see the README
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "correct horse battery"
 # Run in every page of a context before its own scripts: whether its stream is open, and the
 # news it hears (projection, position), for pages the test then watches.
 LISTEN = """
@@ -52,23 +41,6 @@ def new_context(browser: Browser, base_url: str, **options: object) -> BrowserCo
     context = browser.new_context(base_url=base_url, **options)  # type: ignore[arg-type]
     context.set_default_timeout(10_000)
     return context
-
-
-def sign_up(page: Page, email: str) -> None:
-    page.goto("/signup")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    expect(page).to_have_url("/contacts")
-
-
-def add_inline(page: Page, name: str, description: str = "") -> None:
-    form = page.locator("#new-contact")
-    if not form.is_visible():
-        page.get_by_text("Add a contact here").click()
-    form.get_by_label("Name").fill(name)
-    form.get_by_label("Description").fill(description)
-    form.get_by_role("button", name="Add contact").click()
 
 
 def mark_page(page: Page) -> None:

@@ -15,7 +15,7 @@ import psutil
 import psycopg
 import pytest
 
-from tests.processes import App, postgres_processes, postmaster, wait_until
+from harness.processes import App, postgres_processes, postmaster, wait_until
 from tests.web_support import csrf_of, sign_up
 
 RESTARTING = "The database is restarting; try again in a few seconds."

@@ -7,7 +7,7 @@ import httpx
 
 from crm.web.limits import MAX_BODY_BYTES
 from crm.web.stream import MAX_STREAMS_PER_ACCOUNT
-from tests.processes import wait_until
+from harness.processes import wait_until
 from tests.web_support import add_contact, post_notes, sign_up
 
 

@@ -34,7 +34,7 @@ from crm.projections.projector import catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
-from tests.processes import App, free_port, run_module
+from harness.processes import App, free_port, run_module
 from tests.support import sign_up
 
 UTC = ZoneInfo("UTC")

@@ -27,8 +27,8 @@ from crm.rendering import Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.events import Appended, Event, append
+from harness.processes import run_module
 from tests import web_support as web
-from tests.processes import run_module
 from tests.support import (
     SLOW,
     differences,

@@ -13,7 +13,7 @@ from crm.projections.projector import APPLICATION_NAME, Projector, ProjectorSett
 from crm.projections.registry import ALL
 from crm.store.event_types import EventTypes
 from crm.store.events import append
-from crm.workload import Workload
+from harness.workload import Workload
 from tests.applied_log import APPLIED_LOG, assert_each_event_applied_once, create_applied_log
 from tests.support import (
     accounts_and_workload,

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from tests.processes import wait_until
+from harness.processes import wait_until
 from tests.web_support import add_contact, sign_up
 
 PAGE_PROJECTIONS = {"contacts", "interactions", "meeting_notes_emails"}

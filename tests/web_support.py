@@ -1,7 +1,7 @@
 """Helpers for HTTP tests: the app in-process (TestClient), accounts, forms and tokens.
 
 sign_up, csrf_of and add_contact take any httpx.Client: a TestClient, or one talking to
-`python -m crm` over a socket (tests/processes.py).
+`python -m crm` over a socket (harness/processes.py).
 """
 
 import re

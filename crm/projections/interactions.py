@@ -3,14 +3,12 @@
 from datetime import datetime
 from typing import NamedTuple
 
-from crm.projections.base import Day, Index, Projection, Uuid
+from crm.projections.base import Projection, Row
 from crm.store.events import Event
 
 
 class Interaction(NamedTuple):
-    contact_id: Uuid
-    interacted_on: Day
-    account_id: Uuid
+    account_id: str
     notes: str
     recorded_at: datetime
 
@@ -22,22 +20,31 @@ Interactions = dict[str, Interaction]
 def recorded(state: Interactions | None, event: Event) -> Interactions:
     p = event.payload
     # the key is contact + day: a second record for the same day replaces that day's notes
-    day = Interaction(
-        p["contact_id"], p["interacted_on"], p["account_id"], p["notes"], event.created_at
-    )
-    return {**(state or {}), day.interacted_on: day}
+    return {
+        **(state or {}),
+        p["interacted_on"]: Interaction(p["account_id"], p["notes"], event.created_at),
+    }
 
 
 def contact_deleted(state: Interactions | None, event: Event) -> None:
     return None
 
 
+def _to_rows(state: Interactions) -> list[Row]:
+    return [(day, i.account_id, i.notes, i.recorded_at) for day, i in state.items()]
+
+
+def _from_rows(contact_id: str, rows: list[Row]) -> Interactions:
+    return {day: Interaction(account_id, notes, at) for day, account_id, notes, at in rows}
+
+
 INTERACTIONS: Projection[Interactions] = Projection(
     name="interactions",
     table="projected_interactions",
-    row=Interaction,
-    row_key="interacted_on",
+    key_column="contact_id",
+    columns=("interacted_on", "account_id", "notes", "recorded_at"),
     handlers={"interaction-recorded": recorded, "contact-deleted": contact_deleted},
-    indexes=(Index("account_date", ("account_id", "interacted_on")),),
+    to_rows=_to_rows,
+    from_rows=_from_rows,
     describes="its interactions",
 )
