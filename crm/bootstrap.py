@@ -15,7 +15,7 @@ from crm.database import migrate
 from crm.jobs.mail import transport_for
 from crm.jobs.morning_email import MorningEmail
 from crm.jobs.scheduler import start_scheduler
-from crm.projections import positions
+from crm.projections import tables
 from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.registry import ALL
@@ -31,13 +31,15 @@ POOL_TIMEOUT = 2.0  # seconds
 
 
 async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
-    """Apply sql/, load schemas/ into event_types, and register the projections."""
+    """Apply sql/, load schemas/ into event_types, and create and register the projections."""
     types = load_event_types()
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
         await migrate(conn)
         async with conn.transaction():
             types = await sync_event_types(conn, types)
-            await positions.register(conn, (p.name for p in projections))
+            stream_empty = await head_position(conn) == 0
+            for projection in projections:
+                await tables.install(conn, projection, stream_empty)
     return types
 
 

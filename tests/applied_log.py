@@ -1,46 +1,39 @@
 """A projection for tests that records every position it is given, to count applications."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
-from crm.projections.base import Projection, Row
+from crm.projections import tables
+from crm.projections.base import Projection, Uuid
 from crm.store.event_types import load_event_types
 from crm.store.events import Event
 
-Positions = tuple[int, ...]
+
+class Applied(NamedTuple):
+    account_id: Uuid
+    position: int
+
+
+# the primary key (account_id, position) turns a second application of an event into an error
+Positions = dict[int, Applied]
 
 
 def _seen(state: Positions | None, event: Event) -> Positions:
-    return (*(state or ()), event.position)
-
-
-def _to_rows(state: Positions) -> list[Row]:
-    return [(position,) for position in state]
-
-
-def _from_rows(account_id: str, rows: list[Row]) -> Positions:
-    return tuple(row[0] for row in rows)
+    return {**(state or {}), event.position: Applied(event.payload["account_id"], event.position)}
 
 
 APPLIED_LOG: Projection[Positions] = Projection(
     name="applied_log",
     table="test_applied_log",
-    key_column="account_id",
-    columns=("position",),
+    row=Applied,
+    row_key="position",
     handlers={name: _seen for name, _ in load_event_types().by_key},
-    to_rows=_to_rows,
-    from_rows=_from_rows,
 )
 
 
 async def create_applied_log(conn: AsyncConnection[Any]) -> None:
-    # the primary key turns a second application of an event into an error
-    await conn.execute(
-        "CREATE TABLE test_applied_log (account_id uuid, position bigint,"
-        " PRIMARY KEY (account_id, position))"
-    )
-    await conn.execute("INSERT INTO projections (name) VALUES ('applied_log')")
+    await tables.install(conn, APPLIED_LOG, stream_empty=True)
 
 
 async def assert_each_event_applied_once(conn: AsyncConnection[Any]) -> int:

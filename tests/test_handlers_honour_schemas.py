@@ -206,9 +206,8 @@ def check_state(projection: Projection[Any], key: str, state: Any) -> None:
     rows = within_budget(projection.to_rows, state)
     assert all(len(row) == len(projection.columns) for row in rows)
     # the live driver reads a state back from the rows it wrote
-    assert as_stored(projection.from_rows(key, rows)) == as_stored(state)
-    # rows have no key column
-    markdown = [source - 1 for _html, source in projection.markdown_sources()]
+    assert as_stored(projection.from_rows(rows)) == as_stored(state)
+    markdown = [source for _html, source in projection.markdown_sources()]
     for text in {row[index] for row in rows for index in markdown} - {None}:
         check_markdown(text)
 

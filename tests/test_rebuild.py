@@ -10,6 +10,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from crm.broadcaster import Broadcaster
+from crm.projections.base import Index
 from crm.projections.contacts import CONTACTS
 from crm.projections.projector import Projector, ProjectorSettings, catch_up
 from crm.projections.rebuild import rebuild
@@ -126,9 +127,9 @@ async def test_a_failed_replay_leaves_the_live_projection_untouched(db_url, type
     await rebuild(db_url, types, [CONTACTS])
     before = await (await conn.execute("TABLE projected_contacts ORDER BY contact_id")).fetchall()
     positions_before = await positions(conn)
-    # the shadow table cannot be made: a failure of the replay itself, not of an event
-    failing = replace(CONTACTS, table="no_such_table")
-    with pytest.raises(psycopg.errors.UndefinedTable):
+    # the shadow's index cannot be made: a failure of the replay itself, not of an event
+    failing = replace(CONTACTS, indexes=(Index("broken", ("no_such_column",)),))
+    with pytest.raises(psycopg.errors.UndefinedColumn):
         await rebuild(db_url, types, [failing])
     after = await (await conn.execute("TABLE projected_contacts ORDER BY contact_id")).fetchall()
     assert after == before

@@ -3,12 +3,12 @@
 from datetime import datetime
 from typing import NamedTuple
 
-from crm.projections.base import Projection, Row
+from crm.projections.base import Index, Projection, Uuid
 from crm.store.events import Event
 
 
 class Account(NamedTuple):
-    account_id: str
+    account_id: Uuid
     email: str
     password_hash: str
     time_zone: str
@@ -28,21 +28,13 @@ def created(state: Account | None, event: Event) -> Account:
     )
 
 
-def _to_rows(state: Account) -> list[Row]:
-    return [tuple(state)[1:]]
-
-
-def _from_rows(account_id: str, rows: list[Row]) -> Account:
-    return Account(account_id, *rows[0])
-
-
 ACCOUNTS: Projection[Account] = Projection(
     name="accounts",
     table="projected_accounts",
-    key_column="account_id",
-    columns=("email", "password_hash", "time_zone", "created_at", "last_updated_at"),
+    row=Account,
     handlers={"account-created": created},
-    to_rows=_to_rows,
-    from_rows=_from_rows,
+    # not unique: the write side decides (entities); a read model enforcing it could only refuse
+    # an event already accepted (docs/architecture.md, "Projections")
+    indexes=(Index("email", ("email",)),),
     describes="the account",
 )

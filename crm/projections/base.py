@@ -1,22 +1,57 @@
-"""What a projection is: a table, a partition key and pure functions over a per-key state.
+"""What a projection is: one declaration of a table, and pure functions over a per-key state.
 
-A projection partitions its table by one key column (a contact's id, an account's id). For each
-key it folds events into a state with plain functions `(state | None, event) -> state | None`, and
-turns a state into that key's table rows (without the key column) and back. That one logic has two
-drivers: the live projector loads the states a batch touches from the table, folds, and writes
-them back; replay folds the whole stream in memory and bulk-writes the result.
+A projection declares its row as a NamedTuple: the fields are the table's columns in order (the
+partition key first), their annotations give the SQL types (`Uuid` and `Day` below, `str`,
+`datetime`, `list[str]`, `X | None`). Everything else is derived from that declaration:
+the CREATE TABLE and its indexes, the column list, the COPY order and the conversions between a
+state and its rows. Nothing about a projection's table lives in sql/.
 
-`markdown_columns` maps an HTML column to the column holding its Markdown source: to_rows leaves
-the HTML column None and the drivers fill it (crm/rendering.py: in a worker process, never in a
-fold).
+For each key it folds events into a state with plain functions `(state | None, event) -> state |
+None`. A state is one row (`row_key=None`: one row per key, like a contact) or a dict of rows by
+`row_key` (several rows per key, like a contact's interactions by day). The live projector and
+replay drive the same functions.
+
+A column annotated `HtmlOf(source)` holds the HTML rendered from the Markdown in `source`: folds
+leave it None and the drivers fill it (crm/rendering.py: in a worker process, never in a fold).
+
+`definition()` is the projection's identity: its version and its table's DDL. When it differs
+from the one stored with the projection's position, the projector rebuilds the table from the
+stream (blue/green) before applying anything else. Bump `version` when a handler changes the
+rows it produces; a changed column or index is noticed by itself.
 """
 
+import hashlib
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from functools import cached_property
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar, get_args, get_origin
+
+from psycopg import sql
 
 from crm.ids import canonical_key
 from crm.store.events import Event
+
+
+@dataclass(frozen=True)
+class SqlType:
+    name: str
+
+
+@dataclass(frozen=True)
+class HtmlOf:
+    """The column holds the HTML rendered from the Markdown in column `source`."""
+
+    source: str
+
+
+Uuid = Annotated[str, SqlType("uuid")]  # ids stay the strings events carry
+Day = Annotated[str, SqlType("date")]  # an ISO date, as events carry it (ISO dates sort as text)
+
+
+_SQL_TYPES: dict[Any, str] = {str: "text", datetime: "timestamptz", int: "bigint", bool: "boolean"}
 
 S = TypeVar("S")
 Row = tuple[Any, ...]
@@ -24,18 +59,83 @@ Handler = Callable[[S | None, Event], S | None]
 
 
 @dataclass(frozen=True)
+class Index:
+    """An index on the projection's table, named `<table>_<name>`; `on`: columns or SQL
+    expressions, `where`: a partial index's condition."""
+
+    name: str
+    on: tuple[str, ...]
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    nullable: bool
+    html_of: str | None  # the Markdown source column, for a column of rendered HTML
+
+
+def _column(name: str, annotation: Any) -> Column:
+    nullable, html_of, sql_type = False, None, None
+    while True:  # `Day | None` and `Annotated[str | None, ...]` alike
+        if get_origin(annotation) is Annotated:
+            annotation, *extras = get_args(annotation)
+            for extra in extras:
+                if isinstance(extra, SqlType):
+                    sql_type = extra.name
+                elif isinstance(extra, HtmlOf):
+                    html_of = extra.source
+        elif get_origin(annotation) in (types.UnionType, typing.Union):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            nullable = nullable or len(members) < len(get_args(annotation))
+            annotation = members[0]
+        else:
+            break
+    if sql_type is None:
+        if get_origin(annotation) is list and get_args(annotation) == (str,):
+            sql_type = "text[]"
+        elif annotation in _SQL_TYPES:
+            sql_type = _SQL_TYPES[annotation]
+        else:
+            raise TypeError(f"column {name}: no SQL type for {annotation!r}; annotate it")
+    return Column(name, sql_type, nullable, html_of)
+
+
+@dataclass(frozen=True)
 class Projection(Generic[S]):
     name: str
     table: str
-    key_column: str
-    columns: tuple[str, ...]  # the other columns, in the order to_rows gives them
+    row: type[NamedTuple]  # the table's columns, in order; the first is the partition key
     handlers: Mapping[str, Handler[S]]
-    to_rows: Callable[[S], list[Row]]
-    from_rows: Callable[[str, list[Row]], S]
-    # HTML column -> the column holding its Markdown source
-    markdown_columns: Mapping[str, str] = field(default_factory=dict)
+    row_key: str | None = None  # with several rows per key: the column telling them apart
+    indexes: tuple[Index, ...] = ()
+    version: int = 1
     # what of a contact or account it shows, for pages that say a part is not up to date
     describes: str = ""
+    _columns: tuple[Column, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(self.row, include_extras=True)
+        columns = tuple(_column(name, hints[name]) for name in self.row._fields)
+        object.__setattr__(self, "_columns", columns)
+
+    @property
+    def key_column(self) -> str:
+        return self.columns[0]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.row._fields
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return (self.key_column,) if self.row_key is None else (self.key_column, self.row_key)
+
+    @property
+    def markdown_columns(self) -> dict[str, str]:
+        """HTML column -> the column holding its Markdown source."""
+        return {c.name: c.html_of for c in self._columns if c.html_of is not None}
 
     def key_of(self, event: Event) -> str:
         return canonical_key(event.payload[self.key_column])
@@ -46,9 +146,64 @@ class Projection(Generic[S]):
     def fold(self, state: S | None, event: Event) -> S | None:
         return self.handlers[event.type](state, event)
 
+    def to_rows(self, state: S) -> list[Row]:
+        if self.row_key is None:
+            return [tuple(state)]  # type: ignore[arg-type]
+        return [tuple(row) for row in state.values()]  # type: ignore[attr-defined]
+
+    def from_rows(self, rows: list[Row]) -> S:
+        """A key's state from its full rows (as to_rows gives them)."""
+        made = [self.row._make(row) for row in rows]
+        if self.row_key is None:
+            return made[0]  # type: ignore[return-value]
+        index = self.columns.index(self.row_key)
+        return {row[index]: row for row in made}  # type: ignore[return-value]
+
     def markdown_sources(self) -> tuple[tuple[int, int], ...]:
-        """(HTML, source) positions in a full row (the key column first)."""
+        """(HTML, source) positions in a row."""
         return tuple(
-            (1 + self.columns.index(html), 1 + self.columns.index(source))
+            (self.columns.index(html), self.columns.index(source))
             for html, source in self.markdown_columns.items()
         )
+
+    def create_table(self, table: str | None = None) -> sql.Composed:
+        """CREATE TABLE for this projection (under another name for a shadow), without indexes:
+        replay builds them after the COPY, which is faster."""
+        columns = [
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(c.name),
+                sql.SQL(c.sql_type),
+                sql.SQL("" if c.nullable else " NOT NULL"),
+            )
+            for c in self._columns
+        ]
+        key = sql.SQL("PRIMARY KEY ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, self.primary_key))
+        )
+        return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+            sql.Identifier(table or self.table), sql.SQL(", ").join([*columns, key])
+        )
+
+    def create_indexes(self, table: str | None = None) -> list[sql.Composed]:
+        table = table or self.table
+        return [
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}){}").format(
+                sql.Identifier(f"{table}_{index.name}"),
+                sql.Identifier(table),
+                sql.SQL(", ").join(map(sql.SQL, index.on)),
+                sql.SQL(f" WHERE {index.where}" if index.where else ""),
+            )
+            for index in self.indexes
+        ]
+
+    def index_names(self, table: str | None = None) -> list[str]:
+        """Every index of the table, the primary key's included, by the name it is created with."""
+        table = table or self.table
+        return [f"{table}_pkey", *(f"{table}_{index.name}" for index in self.indexes)]
+
+    @cached_property
+    def definition(self) -> str:
+        """The version and a digest of the DDL: what the stored table must have been built by."""
+        ddl = [self.create_table(), *self.create_indexes()]
+        text = ";\n".join(statement.as_string(None) for statement in ddl)
+        return f"v{self.version} {hashlib.sha256(text.encode()).hexdigest()[:16]}"

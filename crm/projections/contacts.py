@@ -1,21 +1,22 @@
 """projected_contacts: one row per contact, with its last interaction and next-meeting notes."""
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from crm.projections.base import Projection, Row
+from crm.projections.base import Day, HtmlOf, Index, Projection, Uuid
 from crm.store.events import Event
 
 
 class Contact(NamedTuple):
-    contact_id: str
-    account_id: str
+    contact_id: Uuid
+    account_id: Uuid
     name: str
     description: str
     contact_method: str
-    last_interacted_on: str | None
-    next_meeting_on: str | None
+    last_interacted_on: Day | None
+    next_meeting_on: Day | None
     next_meeting_notes: str | None
+    next_meeting_notes_html: Annotated[str | None, HtmlOf("next_meeting_notes")]
     created_at: datetime
     last_updated_at: datetime
 
@@ -23,16 +24,17 @@ class Contact(NamedTuple):
 def created(state: Contact | None, event: Event) -> Contact:
     p = event.payload
     return Contact(
-        p["contact_id"],
-        p["account_id"],
-        p["name"],
-        p["description"],
-        p["contact_method"],
-        None,
-        None,
-        None,
-        event.created_at,
-        event.created_at,
+        contact_id=p["contact_id"],
+        account_id=p["account_id"],
+        name=p["name"],
+        description=p["description"],
+        contact_method=p["contact_method"],
+        last_interacted_on=None,
+        next_meeting_on=None,
+        next_meeting_notes=None,
+        next_meeting_notes_html=None,
+        created_at=event.created_at,
+        last_updated_at=event.created_at,
     )
 
 
@@ -70,44 +72,10 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
     )
 
 
-def _to_rows(c: Contact) -> list[Row]:
-    return [
-        (
-            c.account_id,
-            c.name,
-            c.description,
-            c.contact_method,
-            c.last_interacted_on,
-            c.next_meeting_on,
-            c.next_meeting_notes,
-            None,  # next_meeting_notes_html: the drivers render it from next_meeting_notes
-            c.created_at,
-            c.last_updated_at,
-        )
-    ]
-
-
-def _from_rows(contact_id: str, rows: list[Row]) -> Contact:
-    values = rows[0]  # the columns of _to_rows; the rendered HTML (index 7) is derived
-    return Contact(contact_id, *values[:7], *values[8:])
-
-
 CONTACTS: Projection[Contact] = Projection(
     name="contacts",
     table="projected_contacts",
-    key_column="contact_id",
-    columns=(
-        "account_id",
-        "name",
-        "description",
-        "contact_method",
-        "last_interacted_on",
-        "next_meeting_on",
-        "next_meeting_notes",
-        "next_meeting_notes_html",
-        "created_at",
-        "last_updated_at",
-    ),
+    row=Contact,
     handlers={
         "contact-created": created,
         "contact-edited": edited,
@@ -115,8 +83,10 @@ CONTACTS: Projection[Contact] = Projection(
         "interaction-recorded": interaction_recorded,
         "next-meeting-notes-written": notes_written,
     },
-    to_rows=_to_rows,
-    from_rows=_from_rows,
+    indexes=(
+        Index("account_lower_name", ("account_id", "lower(name)")),
+        Index("account_last_interacted", ("account_id", "last_interacted_on")),
+        Index("account_next_meeting", ("account_id", "next_meeting_on")),
+    ),
     describes="its details and notes",
-    markdown_columns={"next_meeting_notes_html": "next_meeting_notes"},
 )

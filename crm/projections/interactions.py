@@ -3,12 +3,14 @@
 from datetime import datetime
 from typing import NamedTuple
 
-from crm.projections.base import Projection, Row
+from crm.projections.base import Day, Index, Projection, Uuid
 from crm.store.events import Event
 
 
 class Interaction(NamedTuple):
-    account_id: str
+    contact_id: Uuid
+    interacted_on: Day
+    account_id: Uuid
     notes: str
     recorded_at: datetime
 
@@ -20,31 +22,22 @@ Interactions = dict[str, Interaction]
 def recorded(state: Interactions | None, event: Event) -> Interactions:
     p = event.payload
     # the key is contact + day: a second record for the same day replaces that day's notes
-    return {
-        **(state or {}),
-        p["interacted_on"]: Interaction(p["account_id"], p["notes"], event.created_at),
-    }
+    day = Interaction(
+        p["contact_id"], p["interacted_on"], p["account_id"], p["notes"], event.created_at
+    )
+    return {**(state or {}), day.interacted_on: day}
 
 
 def contact_deleted(state: Interactions | None, event: Event) -> None:
     return None
 
 
-def _to_rows(state: Interactions) -> list[Row]:
-    return [(day, i.account_id, i.notes, i.recorded_at) for day, i in state.items()]
-
-
-def _from_rows(contact_id: str, rows: list[Row]) -> Interactions:
-    return {day: Interaction(account_id, notes, at) for day, account_id, notes, at in rows}
-
-
 INTERACTIONS: Projection[Interactions] = Projection(
     name="interactions",
     table="projected_interactions",
-    key_column="contact_id",
-    columns=("interacted_on", "account_id", "notes", "recorded_at"),
+    row=Interaction,
+    row_key="interacted_on",
     handlers={"interaction-recorded": recorded, "contact-deleted": contact_deleted},
-    to_rows=_to_rows,
-    from_rows=_from_rows,
+    indexes=(Index("account_date", ("account_id", "interacted_on")),),
     describes="its interactions",
 )

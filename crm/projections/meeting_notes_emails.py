@@ -1,23 +1,30 @@
 """projected_meeting_notes_emails: per contact, the next-meeting notes still to be e-mailed."""
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from crm.projections.base import Projection, Row
+from crm.projections.base import Day, HtmlOf, Index, Projection, Uuid
 from crm.store.events import Event
 
 
+# One row per live contact. A contact whose next-meeting notes still await their e-mail has
+# meeting_on, notes and notes_html set; meeting-notes-email-sent clears them. The row itself stays
+# so that the projection can keep the contact's current name without reading another projection.
 class PendingEmail(NamedTuple):
-    account_id: str
+    contact_id: Uuid
+    account_id: Uuid
     contact_name: str
-    meeting_on: str | None  # None: nothing to send
+    meeting_on: Day | None  # None: nothing to send
     notes: str | None
+    notes_html: Annotated[str | None, HtmlOf("notes")]
     last_updated_at: datetime
 
 
 def contact_created(state: PendingEmail | None, event: Event) -> PendingEmail:
     p = event.payload
-    return PendingEmail(p["account_id"], p["name"], None, None, event.created_at)
+    return PendingEmail(
+        p["contact_id"], p["account_id"], p["name"], None, None, None, event.created_at
+    )
 
 
 def contact_edited(state: PendingEmail | None, event: Event) -> PendingEmail | None:
@@ -46,28 +53,10 @@ def email_sent(state: PendingEmail | None, event: Event) -> PendingEmail | None:
     return state._replace(meeting_on=None, notes=None, last_updated_at=event.created_at)
 
 
-def _to_rows(s: PendingEmail) -> list[Row]:
-    # notes_html (None here) is rendered from notes by the drivers
-    return [(s.account_id, s.contact_name, s.meeting_on, s.notes, None, s.last_updated_at)]
-
-
-def _from_rows(contact_id: str, rows: list[Row]) -> PendingEmail:
-    account_id, name, meeting_on, notes, _html, updated_at = rows[0]
-    return PendingEmail(account_id, name, meeting_on, notes, updated_at)
-
-
 MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
     name="meeting_notes_emails",
     table="projected_meeting_notes_emails",
-    key_column="contact_id",
-    columns=(
-        "account_id",
-        "contact_name",
-        "meeting_on",
-        "notes",
-        "notes_html",
-        "last_updated_at",
-    ),
+    row=PendingEmail,
     handlers={
         "contact-created": contact_created,
         "contact-edited": contact_edited,
@@ -75,8 +64,6 @@ MEETING_NOTES_EMAILS: Projection[PendingEmail] = Projection(
         "next-meeting-notes-written": notes_written,
         "meeting-notes-email-sent": email_sent,
     },
-    to_rows=_to_rows,
-    from_rows=_from_rows,
+    indexes=(Index("pending", ("meeting_on",), where="meeting_on IS NOT NULL"),),
     describes="its morning e-mail",
-    markdown_columns={"notes_html": "notes"},
 )

@@ -1,6 +1,5 @@
 """Each projection's position, and the news that it advanced."""
 
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -12,11 +11,25 @@ from crm.names import PROJECTIONS_CHANNEL as CHANNEL
 _MAX_ACCOUNTS_LISTED = 100
 
 
-async def register(conn: AsyncConnection[Any], names: Iterable[str]) -> None:
-    for name in names:
-        await conn.execute(
-            "INSERT INTO projections (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
-        )
+async def register(conn: AsyncConnection[Any], name: str, definition: str | None) -> bool:
+    """Add the projection at position 0 if it is new (True). `definition` is what its table is
+    built by; None for a table still to be built from the stream (crm/projections/base.py)."""
+    cursor = await conn.execute(
+        "INSERT INTO projections (name, definition) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (name, definition),
+    )
+    return cursor.rowcount == 1
+
+
+async def stored_definition(conn: AsyncConnection[Any], name: str) -> str | None:
+    cursor = await conn.execute("SELECT definition FROM projections WHERE name = %s", (name,))
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def record_definition(conn: AsyncConnection[Any], name: str, definition: str | None) -> None:
+    """Record what the projection's table is now built by (after a rebuild swapped it in)."""
+    await conn.execute("UPDATE projections SET definition = %s WHERE name = %s", (definition, name))
 
 
 async def lock_position(conn: AsyncConnection[Any], name: str) -> int:

@@ -26,6 +26,7 @@ from crm.projections import poison, positions
 from crm.projections.apply import apply_events
 from crm.projections.base import Projection
 from crm.projections.poison import ParkedEvent
+from crm.projections.rebuild import rebuild
 from crm.rendering import Renderer, RenderFailed
 from crm.store.event_types import EventTypes
 from crm.store.events import Event, read_batch
@@ -76,6 +77,28 @@ class Failing:
 
     position: int
     attempts: int = 0
+
+
+@dataclass
+class RebuildProgress:
+    """Shows a rebuild's progress as the projection's state: "rebuilding 42%"."""
+
+    states: dict[str, str]
+    name: str
+    total: int = 0
+    done: int = 0
+
+    def expect(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, events: int) -> None:
+        self.done += events
+        self.show()
+
+    def show(self) -> None:
+        # the fold is most of the work; the last percent is writing and swapping the table in
+        percent = min(99, self.done * 100 // self.total) if self.total else 0
+        self.states[self.name] = f"rebuilding {percent}%"
 
 
 class Projector:
@@ -157,6 +180,7 @@ class Projector:
             try:
                 async with await self.connect() as conn:
                     await self._lead(conn, projection)
+                    await self._rebuild_if_redeclared(conn, projection)
                     await self._follow_the_stream(conn, projection, backoff)
             except Exception as error:  # a lost database or renderer: retry, never die
                 _stop_if_cancelled()
@@ -185,6 +209,39 @@ class Projector:
                 return
             self.states[projection.name] = "standby"
             await asyncio.sleep(self.settings.lock_retry)
+
+    async def _rebuild_if_redeclared(
+        self, conn: AsyncConnection[Any], projection: Projection[Any]
+    ) -> None:
+        """Rebuild the table from the stream when it was built by another declaration (or not
+        at all): blue/green, so pages read the old table until the new one is swapped in."""
+        stored = await positions.stored_definition(conn, projection.name)
+        if stored == projection.definition:
+            return
+        log.info(
+            "projection %s: its table was built by %s, the code declares %s; rebuilding it",
+            projection.name,
+            stored or "an older crm",
+            projection.definition,
+        )
+        progress = RebuildProgress(self.states, projection.name)
+        progress.show()
+        rebuilt = await rebuild(
+            self.url,
+            self.types,
+            [projection],
+            progress=progress.advance,
+            on_total=progress.expect,
+            renderer=self.renderer,
+        )
+        self.states[projection.name] = "leading"
+        log.info(
+            "projection %s rebuilt: %d events in %.1fs, %d parked",
+            projection.name,
+            rebuilt.events,
+            rebuilt.seconds,
+            len(rebuilt.parked),
+        )
 
     async def _follow_the_stream(
         self, conn: AsyncConnection[Any], projection: Projection[Any], backoff: Backoff

@@ -13,7 +13,6 @@ the replay goes on. What a replay parks replaces what was parked for the project
 
 import asyncio
 import gc
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +33,6 @@ from crm.store.event_types import EventTypes
 from crm.store.events import Event, head_position, read_batch, stream_from_thread
 
 Progress = Callable[[int], None]
-_INDEX_NAME_AND_TABLE = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON \S+ ")
 
 
 @dataclass(frozen=True)
@@ -191,78 +189,36 @@ def shadow_name(table: str) -> str:
     return f"{table}__rebuild"
 
 
-async def create_bare_copy(conn: AsyncConnection[Any], table: str, new_table: str) -> None:
-    """A new empty table with the table's columns, defaults and checks, but no indexes yet."""
-    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(new_table)))
-    await conn.execute(
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-            sql.Identifier(new_table), sql.Identifier(table)
-        )
-    )
-
-
-async def add_indexes_like(conn: AsyncConnection[Any], table: str, new_table: str) -> None:
-    """Give new_table the table's keys and indexes; building them after the COPY is faster."""
-    cursor = await conn.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')",
-        (table,),
-    )
-    constraints = await cursor.fetchall()
-    for _name, definition in constraints:
-        await conn.execute(
-            sql.SQL("ALTER TABLE {} ADD {}").format(sql.Identifier(new_table), sql.SQL(definition))
-        )
-    cursor = await conn.execute(
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-        " AND tablename = %s AND NOT indexname = ANY(%s)",
-        (table, [name for name, _ in constraints]),
-    )
-    target = sql.Identifier(new_table).as_string(conn)
-    for (definition,) in await cursor.fetchall():
-        await conn.execute(_INDEX_NAME_AND_TABLE.sub(rf"\1 ON {target} ", definition).encode())
-
-
 async def write_table(
-    conn: AsyncConnection[Any],
-    projection: Projection[Any],
-    like: str,
-    into: str,
-    rows: list[Row],
+    conn: AsyncConnection[Any], projection: Projection[Any], into: str, rows: list[Row]
 ) -> int:
-    """Write rows into a new table shaped like `like`; return the number of rows."""
-    await create_bare_copy(conn, like, into)
+    """Write rows into a new table `into` declared like the projection's; return the number of
+    rows. The indexes are built after the COPY, which is faster."""
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(into)))
+    await conn.execute(projection.create_table(into))
     count = await copy_rows(conn, projection, into, rows)
-    await add_indexes_like(conn, like, into)
+    for statement in projection.create_indexes(into):
+        await conn.execute(statement)
     return count
 
 
-async def _index_definitions(conn: AsyncConnection[Any], table: str) -> dict[str, str]:
-    """Index name -> its definition with the index and table names taken out."""
-    cursor = await conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes"
-        " WHERE schemaname = current_schema() AND tablename = %s ORDER BY indexname",
-        (table,),
-    )
-    return {name: _INDEX_NAME_AND_TABLE.sub(r"\1", d) for name, d in await cursor.fetchall()}
+async def swap_in(conn: AsyncConnection[Any], projection: Projection[Any], shadow: str) -> None:
+    """Replace the projection's table by its shadow, giving the shadow's indexes their names.
 
-
-async def swap_in(conn: AsyncConnection[Any], table: str, shadow: str) -> None:
-    """Replace the table by its shadow, giving the shadow's indexes the original names."""
-    old = await _index_definitions(conn, table)
-    new = await _index_definitions(conn, shadow)
-    original_name = {definition: name for name, definition in old.items()}
-    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+    The live table may have been built by an older declaration, or not exist yet.
+    """
+    table = projection.table
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
     await conn.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(table))
     )
-    for name, definition in new.items():
-        if definition in original_name:
-            await conn.execute(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(name), sql.Identifier(original_name[definition])
-                )
+    renames = zip(projection.index_names(shadow), projection.index_names(table), strict=True)
+    for shadow_index, index in renames:
+        await conn.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(shadow_index), sql.Identifier(index)
             )
+        )
 
 
 async def build_table(
@@ -281,7 +237,7 @@ async def build_table(
             url, types, projection, states[projection.name], upto, renderer, parked
         )
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
-            await write_table(conn, projection, projection.table, into, rows)
+            await write_table(conn, projection, into, rows)
     return poison.distinct(parked)
 
 
@@ -326,17 +282,16 @@ async def _catch_up_and_swap(
                 await _apply_or_park(conn, projection, events, shadow, renderer, parked)
             position = events[-1].position
         for projection in projections:
-            await swap_in(conn, projection.table, shadow_name(projection.table))
+            await swap_in(conn, projection, shadow_name(projection.table))
             await positions.record_position(conn, projection.name, position, None)
+            await positions.record_definition(conn, projection.name, projection.definition)
         await poison.replace_parked_for(conn, [p.name for p in projections], parked)
     return position
 
 
 async def _write_shadow(url: str, projection: Projection[Any], rows: list[Row]) -> int:
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
-        return await write_table(
-            conn, projection, projection.table, shadow_name(projection.table), rows
-        )
+        return await write_table(conn, projection, shadow_name(projection.table), rows)
 
 
 async def _fold_and_write_shadows(

@@ -7,12 +7,34 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from crm.projections import positions
 from crm.projections.base import Projection, Row
 from crm.rendering import Renderer
 
 
+async def install(
+    conn: AsyncConnection[Any], projection: Projection[Any], stream_empty: bool
+) -> None:
+    """Create the projection's table if it has none, and register it.
+
+    A new projection over an empty stream is built as it stands; over existing events, or over a
+    table an older declaration built, the stored definition differs from the projection's and the
+    projector rebuilds the table from the stream (blue/green) before anything else.
+    """
+    exists = await (await conn.execute("SELECT to_regclass(%s)", (projection.table,))).fetchone()
+    created = exists is None or exists[0] is None
+    if created:
+        await conn.execute(projection.create_table())
+        for statement in projection.create_indexes():
+            await conn.execute(statement)
+    built = projection.definition if created and stream_empty else None
+    if not await positions.register(conn, projection.name, built) and created:
+        # registered before, its table gone: its position says nothing about this empty table
+        await positions.record_definition(conn, projection.name, None)
+
+
 def _columns(projection: Projection[Any]) -> sql.Composed:
-    return sql.SQL(", ").join(map(sql.Identifier, (projection.key_column, *projection.columns)))
+    return sql.SQL(", ").join(map(sql.Identifier, projection.columns))
 
 
 @dataclass(frozen=True)
@@ -40,9 +62,9 @@ async def load_states(
         if row[html] is not None
     }
     grouped: dict[str, list[Row]] = defaultdict(list)
-    for key, *rest in rows:
-        grouped[key].append(tuple(rest))
-    states = {key: projection.from_rows(key, rows) for key, rows in grouped.items()}
+    for row in rows:
+        grouped[row[0]].append(row)
+    states = {key: projection.from_rows(rows) for key, rows in grouped.items()}
     return Loaded(states, html)
 
 
@@ -56,11 +78,10 @@ async def delete_keys(
 
 
 def rows_of(projection: Projection[Any], states: Mapping[str, Any]) -> Iterator[Row]:
-    """The full rows (key first) of these states, Markdown columns still holding the source."""
-    for key, state in states.items():
+    """The rows of these states, their HTML columns not rendered yet."""
+    for state in states.values():
         if state is not None:
-            for row in projection.to_rows(state):
-                yield (key, *row)
+            yield from projection.to_rows(state)
 
 
 def markdown_texts(projection: Projection[Any], rows: Iterable[Row]) -> Iterator[str]:

@@ -5,6 +5,7 @@ from typing import Any
 from jsonschema import ValidationError
 
 from crm.store.event_types import EventType
+from crm.store.fields import problem_of
 
 
 class InvalidPayload(ValueError):
@@ -25,22 +26,9 @@ def _field_of(error: ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(payload)"
 
 
-def _problem_of(error: ValidationError) -> str:
-    messages = {
-        "required": "is required",
-        "additionalProperties": "is not a field of this event type",
-        "minLength": "must not be empty" if error.validator_value == 1 else "is too short",
-        "maxLength": f"must be at most {error.validator_value} characters",
-        "pattern": "must not be blank" if error.validator_value == "\\S" else "has the wrong form",
-        "format": f"must be a valid {error.validator_value}",
-        "type": f"must be of type {error.validator_value}",
-    }
-    return messages.get(str(error.validator), error.message)
-
-
 def validate_payload(event_type: EventType, payload: dict[str, Any]) -> None:
     errors: dict[str, str] = {}
     for error in event_type.validator.iter_errors(payload):
-        errors.setdefault(_field_of(error), _problem_of(error))
+        errors.setdefault(_field_of(error), problem_of(error))
     if errors:
         raise InvalidPayload(event_type, errors)

@@ -83,6 +83,11 @@ async def health(request: Request) -> JSONResponse:
         for name, position, updated in rows
     }
     retrying = any(p["state"].startswith("retrying") for p in projections.values())
+    rebuilding = {
+        name: p["state"].removeprefix("rebuilding ")
+        for name, p in projections.items()
+        if p["state"].startswith("rebuilding")
+    }
     morning_email = _last_run(services)
     mail_failing = morning_email is not None and bool(
         morning_email["failing_count"] or morning_email["error"]
@@ -93,6 +98,8 @@ async def health(request: Request) -> JSONResponse:
             "database": "ok",
             "head_position": head,
             "projector": {"listener": projector.listener_state, "projections": projections},
+            # projections rebuilt from the stream after their declaration changed: "42%"
+            "rebuilding": rebuilding,
             "parked_count": parked["count"],
             "parked_events": parked["listed"],  # python -m crm.parked lists them all
             "morning_email": morning_email,
