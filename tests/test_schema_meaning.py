@@ -149,6 +149,16 @@ def test_a_keyword_beside_a_reference_may_not_contradict_it(tmp_path: Path) -> N
         load_event_types(copy)
 
 
+def test_a_reference_to_nothing_names_the_file_and_the_reference(tmp_path: Path) -> None:
+    copy = copied_schemas(tmp_path)
+    wrong = {"$ref": "crm:shared/fields.json#/$defs/contact"}
+    edit(copy / "contact-deleted.v1.json", lambda s: s["properties"].update(contact_id=wrong))
+    with pytest.raises(
+        ValueError, match=r"contact-deleted\.v1\.json: .*#/\$defs/contact leads nowhere"
+    ):
+        load_event_types(copy)
+
+
 def test_a_shared_file_is_found_by_its_own_name(tmp_path: Path) -> None:
     copy = copied_schemas(tmp_path)
     edit(copy / SHARED, lambda s: s.update({"$id": "crm:shared/other.json"}))

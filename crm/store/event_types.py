@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator, FormatChecker
 from psycopg import AsyncConnection
 from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from crm import ROOT
@@ -196,7 +197,13 @@ def resolved(schema: Any, resolver: "Resolver[Any]", seen: tuple[int, ...] = ())
             own[keyword] = resolved(value, resolver, seen)
     if "$ref" not in schema:
         return own
-    target = resolver.lookup(schema["$ref"])
+    try:
+        target = resolver.lookup(schema["$ref"])
+    except Unresolvable:
+        raise ValueError(
+            f"{schema['$ref']} leads nowhere: no such file in schemas/{SHARED_DIR_NAME}/ "
+            '(each is known by its "$id"), or no such definition in it'
+        ) from None
     if id(target.contents) in seen:
         raise ValueError(f"{schema['$ref']} references itself: payload schemas are not recursive")
     inlined = resolved(target.contents, target.resolver, (*seen, id(target.contents)))
