@@ -159,6 +159,13 @@ def test_a_reference_to_nothing_names_the_file_and_the_reference(tmp_path: Path)
         load_event_types(copy)
 
 
+def test_a_definition_that_references_itself_is_refused(tmp_path: Path) -> None:
+    copy = copied_schemas(tmp_path)
+    edit(copy / SHARED, lambda s: s["$defs"]["notes"].update({"$ref": "#/$defs/notes"}))
+    with pytest.raises(ValueError, match=r"interaction-recorded\.v1\.json: .*references itself"):
+        load_event_types(copy)
+
+
 def test_a_shared_file_is_found_by_its_own_name(tmp_path: Path) -> None:
     copy = copied_schemas(tmp_path)
     edit(copy / SHARED, lambda s: s.update({"$id": "crm:shared/other.json"}))
