@@ -149,3 +149,8 @@ async def wait_until_caught_up(
         return row is not None and row[0] == len(names)
 
     await eventually(reached, timeout, f"projections {names} reach position {head}")
+
+
+def contact_details(name: str, description: str = "", contact_method: str = "") -> dict[str, str]:
+    """A contact's details, as commands.add_contact and edit_contact take them."""
+    return {"name": name, "description": description, "contact_method": contact_method}

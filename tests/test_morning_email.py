@@ -35,7 +35,7 @@ from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
 from crm.store import commands
 from harness.processes import App, free_port, run_module
-from tests.support import sign_up
+from tests.support import contact_details, sign_up
 
 UTC = ZoneInfo("UTC")
 
@@ -97,8 +97,15 @@ def job_for(pool, types, smtp: SmtpServer, hour: int = 7) -> MorningEmail:
 
 
 async def contact_with_notes(conn, types, account_id: str, name: str, day: str, notes: str) -> str:
-    done = await commands.add_contact(conn, types, account_id, name, "", "")
-    await commands.write_next_meeting_notes(conn, types, account_id, done.subject_id, day, notes)
+    done = await commands.add_contact(conn, types, account_id, contact_details(name))
+    await commands.append_about_contact(
+        conn,
+        types,
+        "next-meeting-notes-written",
+        account_id,
+        done.subject_id,
+        {"meeting_on": day, "notes": notes},
+    )
     return done.subject_id
 
 
@@ -169,7 +176,14 @@ async def test_a_past_meeting_day_is_not_sent_late_but_a_missed_morning_is(
 async def test_notes_edited_before_the_morning_send_the_new_notes(db_url, types, conn, pool, smtp):
     paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     contact = await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "old notes")
-    await commands.write_next_meeting_notes(conn, types, paris, contact, "2026-12-03", "new notes")
+    await commands.append_about_contact(
+        conn,
+        types,
+        "next-meeting-notes-written",
+        paris,
+        contact,
+        {"meeting_on": "2026-12-03", "notes": "new notes"},
+    )
     await project(db_url, types)
     await job_for(pool, types, smtp).run(at("2026-12-03T06:30:00+00:00"))
     plain = smtp.inbox.messages[0].get_payload()[0].get_payload(decode=True).decode()

@@ -31,6 +31,7 @@ from harness.processes import run_module
 from tests import web_support as web
 from tests.support import (
     SLOW,
+    contact_details,
     differences,
     impatient_renderer,
     render_nothing,
@@ -61,7 +62,7 @@ def contacts_failing_on(name: str, calls: list[int] | None = None) -> Projection
 async def add_contact(
     conn: AsyncConnection[Any], types: EventTypes, account: str, name: str
 ) -> str:
-    done = await commands.add_contact(conn, types, account, name, "", "")
+    done = await commands.add_contact(conn, types, account, contact_details(name))
     return done.subject_id
 
 
@@ -203,8 +204,9 @@ async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_render
     hostile_contact = await add_contact(conn, types, hostile, "Eve")
     other_contact = await add_contact(conn, types, other, "Bob")
     await store_unchecked_notes(conn, types, hostile, hostile_contact)
-    await commands.write_next_meeting_notes(
-        conn, types, other, other_contact, "2026-12-24", "**agenda**"
+    notes = {"meeting_on": "2026-12-24", "notes": "**agenda**"}
+    await commands.append_about_contact(
+        conn, types, "next-meeting-notes-written", other, other_contact, notes
     )
     impatient = impatient_renderer()
     try:
@@ -432,9 +434,16 @@ async def test_notes_that_did_not_change_are_not_rendered_again(db_url, types, c
     the projection for everyone when it did)."""
     account = await sign_up(conn, types)
     contact = await add_contact(conn, types, account, "Ada")
-    await commands.write_next_meeting_notes(conn, types, account, contact, "2026-12-24", "*hi*")
+    await commands.append_about_contact(
+        conn,
+        types,
+        "next-meeting-notes-written",
+        account,
+        contact,
+        {"meeting_on": "2026-12-24", "notes": "*hi*"},
+    )
     await catch_up(db_url, types, list(ALL))
-    await commands.edit_contact(conn, types, account, contact, "Ada B", "", "")
+    await commands.edit_contact(conn, types, account, contact, contact_details("Ada B"))
     refusing = Renderer(render_all=render_nothing)
     try:
         async with running(db_url, types, list(ALL), QUICK, with_renderer=refusing):

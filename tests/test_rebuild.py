@@ -21,6 +21,7 @@ from harness.processes import run_module
 from tests.support import (
     accounts_and_workload,
     append_workload,
+    contact_details,
     differences,
     eventually,
     renderer,
@@ -191,10 +192,10 @@ def test_the_replay_command_refuses_an_unknown_projection(db_url):
 
 async def test_a_contact_id_written_in_capitals_is_still_one_contact(db_url, types, conn):
     account = await sign_up(conn, types)
-    contact = (await commands.add_contact(conn, types, account, "Ada", "", "")).subject_id
+    contact = (await commands.add_contact(conn, types, account, contact_details("Ada"))).subject_id
     shouted = contact.upper()
     # the write side stores the id as the projections key it
-    await commands.edit_contact(conn, types, account, shouted, "Ada L", "", "")
+    await commands.edit_contact(conn, types, account, shouted, contact_details("Ada L"))
     edit = await (
         await conn.execute("SELECT payload->>'contact_id' FROM events ORDER BY id DESC")
     ).fetchone()
@@ -220,7 +221,7 @@ async def test_a_read_model_never_refuses_what_the_write_side_accepted(db_url, t
     """Names are unique on the write side; an event written past that check (by an older crm,
     or by hand) must still be applied live and by replay, not stop the table's rebuild."""
     account = await sign_up(conn, types)
-    await commands.add_contact(conn, types, account, "Ada", "", "")
+    await commands.add_contact(conn, types, account, contact_details("Ada"))
     twin = {
         "contact_id": str(uuid.uuid4()),
         "account_id": account,

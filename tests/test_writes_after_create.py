@@ -16,10 +16,11 @@ from starlette.testclient import TestClient
 
 from crm import ROOT
 from crm.store import commands
-from crm.store.event_types import EventTypes
-from crm.web.contacts import contact_form, interaction_form
+from crm.store.event_types import EventTypes, load_event_types
+from crm.web import contact_page
+from crm.web.answers import attempt
 from crm.web.forms import Form
-from crm.web.writes import attempt
+from tests.support import contact_details
 from tests.support import sign_up as sign_up_account
 from tests.web_support import (
     add_contact,
@@ -232,7 +233,10 @@ async def _refuse(conn: AsyncConnection[Any], types: EventTypes) -> commands.Don
 
 @pytest.mark.parametrize(
     ("form", "field"),
-    [(contact_form(), "name"), (interaction_form(), "interacted_on")],
+    [
+        (contact_page.CONTACT.blank(load_event_types()), "name"),
+        (contact_page.INTERACTION.blank(load_event_types()), "interacted_on"),
+    ],
     ids=["contact form", "interaction form"],
 )
 def test_a_refusal_naming_no_field_is_shown_on_the_forms_first_field(
@@ -248,11 +252,12 @@ async def test_interaction_keys_are_filled_in_from_the_events_recorded_before_th
     conn: AsyncConnection[Any], types: EventTypes
 ) -> None:
     account = await sign_up_account(conn, types)
-    kept = await commands.add_contact(conn, types, account, "Ada", "", "")
-    gone = await commands.add_contact(conn, types, account, "Brian", "", "")
+    kept = await commands.add_contact(conn, types, account, contact_details("Ada"))
+    gone = await commands.add_contact(conn, types, account, contact_details("Brian"))
     for contact in (kept, gone):
         for day in ("2026-01-02", "2026-01-03"):
-            await commands.record_interaction(conn, types, account, contact.subject_id, day, "x")
+            fields = {"interacted_on": day, "notes": "x"}
+            await commands.record_interaction(conn, types, account, contact.subject_id, fields)
     await commands.delete_contact(conn, types, account, gone.subject_id)
     await conn.execute("DELETE FROM interaction_keys")
     await conn.execute((ROOT / "sql" / "013_interaction_keys.sql").read_text())

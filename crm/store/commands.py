@@ -6,6 +6,7 @@ exists and whose it is; projections may lag and are never asked.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ async def _save_contact(
     key_sql: str,
     account_id: str,
     contact_id: str,
-    details: dict[str, str],
+    details: Mapping[str, str],
 ) -> Done:
     """Write the contact's natural key (key_sql) and its event together, or neither."""
     contact_id = _canonical_contact_id(contact_id)
@@ -93,13 +94,9 @@ async def _save_contact(
 
 
 async def add_contact(
-    conn: AsyncConnection[Any],
-    types: EventTypes,
-    account_id: str,
-    name: str,
-    description: str,
-    contact_method: str,
+    conn: AsyncConnection[Any], types: EventTypes, account_id: str, details: Mapping[str, str]
 ) -> Done:
+    """Add a contact; `details`: the contact-created payload's own fields (name, ...)."""
     return await _save_contact(
         conn,
         types,
@@ -107,7 +104,7 @@ async def add_contact(
         "INSERT INTO contact_keys (name, contact_id, account_id) VALUES (%s, %s, %s)",
         account_id,
         str(uuid.uuid4()),
-        {"name": name, "description": description, "contact_method": contact_method},
+        details,
     )
 
 
@@ -116,9 +113,7 @@ async def edit_contact(
     types: EventTypes,
     account_id: str,
     contact_id: str,
-    name: str,
-    description: str,
-    contact_method: str,
+    details: Mapping[str, str],
 ) -> Done:
     return await _save_contact(
         conn,
@@ -127,7 +122,7 @@ async def edit_contact(
         "UPDATE contact_keys SET name = %s WHERE contact_id = %s AND account_id = %s",
         account_id,
         contact_id,
-        {"name": name, "description": description, "contact_method": contact_method},
+        details,
     )
 
 
@@ -168,19 +163,21 @@ async def delete_contact(
     return Done(appended, contact_id)
 
 
-async def _append_about_contact(
+async def append_about_contact(
     conn: AsyncConnection[Any],
     types: EventTypes,
     event_type: str,
     account_id: str,
     contact_id: str,
-    fields: dict[str, Any],
-    entity_id: str | uuid.UUID,
+    fields: Mapping[str, Any],
 ) -> Done:
+    """Append an event about one of the account's contacts (its notes, a tag): the payload is
+    the contact, the account and `fields`; the write side decides the contact is the account's.
+    """
     async with conn.transaction():
         contact_id = await _lock_own_contact(conn, account_id, contact_id)
         payload = {"contact_id": contact_id, "account_id": account_id, **fields}
-        appended = await append(conn, types, event_type, payload, entity_id)
+        appended = await append(conn, types, event_type, payload, account_id)
     return Done(appended, contact_id)
 
 
@@ -189,11 +186,10 @@ async def record_interaction(
     types: EventTypes,
     account_id: str,
     contact_id: str,
-    interacted_on: str,
-    notes: str,
+    fields: Mapping[str, str],
     replace: bool = False,
 ) -> Done:
-    """Record what happened on a day (ISO date, checked by the caller). The key is contact + day:
+    """Record what happened on a day (`fields`: interacted_on, notes). The key is contact + day:
     a day that already has one is refused unless `replace` says to replace that day's notes.
 
     interaction_keys answers, in this transaction: exact at once, however far the interactions
@@ -202,14 +198,13 @@ async def record_interaction(
     payload = {
         "contact_id": _canonical_contact_id(contact_id),
         "account_id": account_id,
-        "interacted_on": interacted_on,
-        "notes": notes,
+        **fields,
     }
     # before the day is claimed: a bad date is a field error, not a database error
     validate_payload(types.get("interaction-recorded"), payload)
     async with conn.transaction():
         contact_id = await _lock_own_contact(conn, account_id, contact_id)
-        if not await _claim_day(conn, contact_id, interacted_on) and not replace:
+        if not await _claim_day(conn, contact_id, payload["interacted_on"]) and not replace:
             raise CommandRefused(
                 "already has an interaction with this contact; tick "
                 "'Replace that day's notes' to update it",
@@ -227,17 +222,3 @@ async def _claim_day(conn: AsyncConnection[Any], contact_id: str, day: str) -> b
         (contact_id, day),
     )
     return cursor.rowcount == 1
-
-
-async def write_next_meeting_notes(
-    conn: AsyncConnection[Any],
-    types: EventTypes,
-    account_id: str,
-    contact_id: str,
-    meeting_on: str,
-    notes: str,
-) -> Done:
-    fields = {"meeting_on": meeting_on, "notes": notes}
-    return await _append_about_contact(
-        conn, types, "next-meeting-notes-written", account_id, contact_id, fields, account_id
-    )

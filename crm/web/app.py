@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,10 +28,10 @@ from crm.settings import Settings
 from crm.web import auth, contacts, interactions, meeting_notes
 from crm.web.health import health
 from crm.web.limits import BodyLimit
+from crm.web.requests import NotFound, is_htmx
 from crm.web.security import CsrfRefused, LoginRequired, Passwords, secret_key
 from crm.web.stream import stream
 from crm.web.templating import templates
-from crm.web.writes import NotFound, is_htmx
 
 log = logging.getLogger(__name__)
 DATABASE_RESTARTING = "The database is restarting; try again in a few seconds."
@@ -39,29 +39,16 @@ DATABASE_UNAVAILABLE = "The database is not answering; try again in a few second
 RETRY_AFTER = {"Retry-After": "2"}
 
 
-def _routes() -> list[Route | Mount]:
-    contact = "/contacts/{contact_id}"
+def _routes() -> list[BaseRoute]:
+    """Each resource module declares its own routes, beside their handlers."""
     return [
         Route("/", lambda request: RedirectResponse("/contacts", status_code=303)),
         Route("/health", health),
-        Route("/signup", auth.signup_page, methods=["GET"]),
-        Route("/signup", auth.signup, methods=["POST"]),
-        Route("/login", auth.login_page, methods=["GET"]),
-        Route("/login", auth.login, methods=["POST"]),
-        Route("/logout", auth.logout, methods=["POST"]),
-        Route("/contacts", contacts.index, methods=["GET"]),
-        Route("/contacts", contacts.create, methods=["POST"]),
-        Route("/contacts/new", contacts.new, methods=["GET"]),
-        Route(contact, contacts.show, methods=["GET"]),
-        Route(contact, contacts.update, methods=["POST", "PUT", "PATCH"]),
-        Route(contact, contacts.delete, methods=["DELETE"]),
-        Route(f"{contact}/added", contacts.added, methods=["GET"]),
-        Route(f"{contact}/edit", contacts.edit, methods=["GET"]),
-        Route(f"{contact}/delete", contacts.delete, methods=["POST"]),
-        Route(f"{contact}/interactions", interactions.record, methods=["POST"]),
-        Route(f"{contact}/next_meeting", meeting_notes.write, methods=["POST", "PUT"]),
-        Route("/interactions", interactions.index, methods=["GET"]),
         Route("/stream", stream),
+        *auth.routes,
+        *contacts.routes,
+        *interactions.routes,
+        *meeting_notes.routes,
         Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
     ]
 

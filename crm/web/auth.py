@@ -6,13 +6,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from crm.store import commands
-from crm.web.forms import Form, posted_form, time_zones
+from crm.web.answers import attempt
+from crm.web.forms import Form, FormSpec, posted_form, time_zones
 from crm.web.params import a_local_path
+from crm.web.requests import services_of
+from crm.web.routing import Routes
 from crm.web.security import check_csrf, flash, log_in, passwords_of
 from crm.web.templating import templates
-from crm.web.writes import attempt, services_of
 
-SIGNUP_FIELDS = ("email", "password", "time_zone")
+routes = Routes()
+SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 LOGIN_FIELDS = ("email", "password")
 
 
@@ -25,19 +28,17 @@ def _next(request: Request) -> str:
     return a_local_path(request.query_params.get("next"), "/contacts")
 
 
+@routes.get("/signup")
 async def signup_page(request: Request) -> Response:
-    return _page(request, "signup.html", Form({n: "" for n in SIGNUP_FIELDS}))
+    return _page(request, "signup.html", SIGN_UP.blank(services_of(request).types))
 
 
+@routes.post("/signup")
 async def signup(request: Request) -> Response:
     data = await posted_form(request)
     check_csrf(request, data)
-    form = Form.read(data, ("email", "time_zone"))
+    form = SIGN_UP.read(data, services_of(request).types)
     password = form.secret(data, "password")
-    form.required("email", "time_zone")
-    form.single_line("email", "time_zone")
-    form.an_email("email")
-    form.at_most("email", 320)
     form.a_time_zone("time_zone")
     if len(password) < 8:
         form.fail("password", "must be at least 8 characters")
@@ -60,6 +61,7 @@ async def signup(request: Request) -> Response:
     return RedirectResponse("/contacts", status_code=303)
 
 
+@routes.get("/login")
 async def login_page(request: Request) -> Response:
     return _page(request, "login.html", Form({n: "" for n in LOGIN_FIELDS}))
 
@@ -74,6 +76,7 @@ async def _account_by_email(request: Request, email: str) -> tuple[str, str] | N
     return None if row is None else (row[0], row[1])
 
 
+@routes.post("/login")
 async def login(request: Request) -> Response:
     data = await posted_form(request)
     check_csrf(request, data)
@@ -96,6 +99,7 @@ async def login(request: Request) -> Response:
     return RedirectResponse(_next(request), status_code=303)
 
 
+@routes.post("/logout")
 async def logout(request: Request) -> Response:
     check_csrf(request, await posted_form(request))
     request.session.clear()

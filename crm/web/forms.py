@@ -3,14 +3,17 @@
 import re
 import unicodedata
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
+from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from crm.store.event_types import EventTypes
+from crm.store.fields import FieldRule, Kind, field_rules
 from crm.store.validation import InvalidPayload
 from crm.text import (
     breaks_multi_line,
@@ -47,6 +50,8 @@ def time_zones() -> list[str]:
 class Form:
     values: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)
+    # form field -> its payload field's rule: templates take maxlength and required from it
+    rules: dict[str, FieldRule] = field(default_factory=dict)
 
     @classmethod
     def read(cls, form: FormData, names: tuple[str, ...]) -> "Form":
@@ -135,10 +140,85 @@ class Form:
         if self.values[name] and self.values[name] not in time_zones():
             self.fail(name, "must be a time zone from the list, like Europe/Paris")
 
-    def payload_errors(self, error: InvalidPayload, fields: dict[str, str]) -> None:
+    def payload_errors(self, error: InvalidPayload, fields: Mapping[str, str]) -> None:
         """Errors the event schema found, mapped from payload fields to form fields."""
         for payload_field, problem in error.errors.items():
             self.fail(fields.get(payload_field, payload_field), problem)
+
+    def follow(self, name: str, rule: FieldRule) -> None:
+        """Check a field against its payload field's rule, read from the event's schema."""
+        self.rules[name] = rule
+        if rule.one_line:
+            self.single_line(name)
+        else:
+            self.multi_line(name)
+        problem = rule.problem(self.values[name])
+        if problem is not None:
+            self.fail(name, problem)
+        if rule.kind is Kind.EMAIL:
+            self.an_email(name)
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """A form that appends one event type: which form field fills which payload field.
+
+    Every limit comes from the event's schema (crm/store/fields.py); `extra` names form fields
+    that are not payload fields (a "replace" checkbox), read but not checked here.
+    """
+
+    event_type: str
+    fields: Mapping[str, str]  # form field -> payload field
+    extra: tuple[str, ...] = ()
+    # form fields this form will not take blank though the schema would (notes with no text)
+    required: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        event_type: str,
+        *payload_fields: str,
+        extra: tuple[str, ...] = (),
+        required: tuple[str, ...] = (),
+        **renamed: str,
+    ) -> "FormSpec":
+        """The form for these payload fields, each under its own name or as `form_name=field`."""
+        fields = {name: name for name in payload_fields}
+        return cls(event_type, {**fields, **renamed}, extra, required)
+
+    def blank(self, types: EventTypes, **values: Any) -> Form:
+        """The form empty, or filled from `values` (by payload field)."""
+        rules = self._rules(types)
+        return Form(
+            {name: str(values.get(payload) or "") for name, payload in self.fields.items()}
+            | {name: "" for name in self.extra},
+            rules=rules,
+        )
+
+    def read(self, data: FormData, types: EventTypes) -> Form:
+        form = Form.read(data, (*self.fields, *self.extra))
+        form.required(*self.required)
+        for name, rule in self._rules(types).items():
+            form.follow(name, rule)
+        return form
+
+    @property
+    def form_fields(self) -> dict[str, str]:
+        """payload field -> form field: where a problem with a payload field is shown."""
+        return {payload: name for name, payload in self.fields.items()}
+
+    def payload(self, form: Form) -> dict[str, str]:
+        return {payload: form[name] for name, payload in self.fields.items()}
+
+    def _rules(self, types: EventTypes) -> dict[str, FieldRule]:
+        event_type = types.get(self.event_type)
+        key = (event_type.name, event_type.version)
+        if key not in _RULES:  # a schema version never changes: its rules are made once
+            _RULES[key] = field_rules(event_type)
+        return {name: _RULES[key][payload] for name, payload in self.fields.items()}
+
+
+_RULES: dict[tuple[str, int], dict[str, FieldRule]] = {}
 
 
 def _describe(char: str) -> str:

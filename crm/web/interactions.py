@@ -1,84 +1,68 @@
 """Interactions: recording one with a contact, and every interaction of the account."""
 
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.store import commands
-from crm.web import reads
-from crm.web.contacts import (
-    attempt_on_contact,
-    contact_write,
-    context_after_write,
-    interaction_form,
-    redirect_to_contact,
-)
-from crm.web.forms import Form
+from crm.web.answers import not_yet, still_pending
+from crm.web.contact_page import INTERACTION, PARTS, ContactWrite, respond
+from crm.web.listing import PER_PAGE, Listing
+from crm.web.requests import services_of
+from crm.web.routing import Routes
 from crm.web.security import current_account
-from crm.web.templating import form_error, templates
-from crm.web.writes import is_htmx, not_yet, services_of, still_pending
+from crm.web.templating import templates
 
-FIELDS = ("interacted_on", "interaction_notes", "replace")
-PAYLOAD_TO_FORM = {"interacted_on": "interacted_on", "notes": "interaction_notes"}
+routes = Routes()
+SORTS = {"date": "i.interacted_on", "contact": "lower(c.name)"}
 
 
+async def interactions_page(
+    conn: AsyncConnection[Any], account_id: str, listing: Listing
+) -> tuple[list[dict[str, Any]], int]:
+    order = SORTS[listing.sort]
+    tie = "lower(c.name), i.contact_id" if listing.sort == "date" else "i.interacted_on DESC"
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT i.contact_id, c.name AS contact_name, i.interacted_on, i.notes"
+        " FROM projected_interactions i JOIN projected_contacts c USING (contact_id)"
+        " WHERE i.account_id = %s"
+        f" ORDER BY {order} {listing.direction}, {tie} LIMIT %s OFFSET %s",
+        (account_id, PER_PAGE, listing.offset),
+    )
+    rows = await cursor.fetchall()
+    await cursor.execute(
+        "SELECT count(*) AS n FROM projected_interactions WHERE account_id = %s", (account_id,)
+    )
+    total = await cursor.fetchone()
+    return rows, int(total["n"]) if total else 0
+
+
+@routes.get("/interactions")
 async def index(request: Request) -> Response:
     account = current_account(request)
-    listing = reads.Listing.parse(request.query_params, reads.INTERACTION_SORTS, "date", "desc")
+    listing = Listing.parse(request.query_params, SORTS, "date", "desc")
     fragment = request.query_params.get("section") == "list"
     if fragment and await not_yet(request, ("interactions",)):
         return still_pending()
     async with services_of(request).pool.connection() as conn:
-        rows, total = await reads.interactions_page(conn, account, listing)
-    context = {"interactions": rows, "total": total, "listing": listing, "per_page": reads.PER_PAGE}
+        rows, total = await interactions_page(conn, account, listing)
+    context = {"interactions": rows, "total": total, "listing": listing, "per_page": PER_PAGE}
     template = "interactions/_list.html" if fragment else "interactions/index.html"
     return templates.TemplateResponse(request, template, context)
 
 
+@routes.post("/contacts/{contact_id}/interactions")
 async def record(request: Request) -> Response:
-    write = await contact_write(request)
-    form = Form.read(write.data, FIELDS)
-    form.required("interacted_on", "interaction_notes")
-    form.multi_line("interaction_notes")
-    form.a_date("interacted_on")
-    form.at_most("interaction_notes", 20000)
-    done = await attempt_on_contact(
-        request,
-        write,
-        form,
+    write = await ContactWrite.read(request, INTERACTION)
+    replace = bool(write.form["replace"])  # a day already recorded is refused without it
+    done = await write.attempt(
         lambda conn, types: commands.record_interaction(
-            conn,
-            types,
-            write.account,
-            write.contact_id,
-            form["interacted_on"],
-            form["interaction_notes"],
-            replace=bool(form["replace"]),  # a day already recorded is refused without it
-        ),
-        PAYLOAD_TO_FORM,
-    )
-    if done is None:
-        return form_error(
-            request,
-            "contacts/show.html",
-            "contacts/_interaction_form.html",
-            "interaction-form",
-            {**await context_after_write(request, write), "interaction_form": form},
+            conn, types, write.account, write.contact_id, write.payload, replace
         )
-    if is_htmx(request):
-        pending = {"interacted_on": form["interacted_on"], "notes": form["interaction_notes"]}
-        return templates.TemplateResponse(
-            request,
-            "contacts/_interactions.html",
-            {
-                **await context_after_write(request, write),
-                "pending": pending,
-                "after": done.appended.position,
-                "reset_form": interaction_form(),
-            },
-        )
-    return await redirect_to_contact(
-        request,
-        write,
-        done.appended.position,
-        f"Recorded the interaction of {form['interacted_on']}.",
     )
+    message = f"Recorded the interaction of {write.form['interacted_on']}."
+    return await respond(write, done, PARTS["interactions"], message, write.payload)

@@ -7,18 +7,12 @@ from starlette.responses import Response
 
 from crm.rendering import RENDER_BUDGET, Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
-from crm.web.contacts import (
-    attempt_on_contact,
-    contact_write,
-    context_after_write,
-    redirect_to_contact,
-)
+from crm.web.contact_page import NOTES, PARTS, ContactWrite, respond
 from crm.web.forms import Form
-from crm.web.templating import form_error, templates
-from crm.web.writes import is_htmx, services_of
+from crm.web.requests import services_of
+from crm.web.routing import Routes
 
-FIELDS = ("meeting_on", "meeting_notes")
-PAYLOAD_TO_FORM = {"meeting_on": "meeting_on", "notes": "meeting_notes"}
+routes = Routes()
 log = logging.getLogger(__name__)
 
 
@@ -56,50 +50,15 @@ async def check_renders_in_time(renderer: Renderer, form: Form, name: str, accou
         form.fail(name, f"cannot be formatted: it {outcome.problem}")
 
 
+@routes.post("/contacts/{contact_id}/next_meeting", "PUT")
 async def write(request: Request) -> Response:
-    posted = await contact_write(request)
-    form = Form.read(posted.data, FIELDS)
-    form.required("meeting_on", "meeting_notes")
-    form.multi_line("meeting_notes")
-    form.a_date("meeting_on")
-    form.at_most("meeting_notes", 20000)
-    await check_renders_in_time(
-        services_of(request).note_checker, form, "meeting_notes", posted.account
-    )
-    done = await attempt_on_contact(
-        request,
-        posted,
-        form,
-        lambda conn, types: commands.write_next_meeting_notes(
-            conn,
-            types,
-            posted.account,
-            posted.contact_id,
-            form["meeting_on"],
-            form["meeting_notes"],
-        ),
-        PAYLOAD_TO_FORM,
-    )
-    if done is None:
-        return form_error(
-            request,
-            "contacts/show.html",
-            "contacts/_notes_form.html",
-            "notes-form",
-            {**await context_after_write(request, posted), "notes_form": form},
+    posted = await ContactWrite.read(request, NOTES)
+    checker = services_of(request).note_checker
+    await check_renders_in_time(checker, posted.form, "meeting_notes", posted.account)
+    done = await posted.attempt(
+        lambda conn, types: commands.append_about_contact(
+            conn, types, NOTES.event_type, posted.account, posted.contact_id, posted.payload
         )
-    if is_htmx(request):
-        pending = {"meeting_on": form["meeting_on"], "notes": form["meeting_notes"]}
-        return templates.TemplateResponse(
-            request,
-            "contacts/_notes.html",
-            {
-                **await context_after_write(request, posted),
-                "notes_form": form,
-                "pending": pending,
-                "after": done.appended.position,
-            },
-        )
-    return await redirect_to_contact(
-        request, posted, done.appended.position, "Saved the notes for the next meeting."
     )
+    message = "Saved the notes for the next meeting."
+    return await respond(posted, done, PARTS["notes"], message, posted.payload)

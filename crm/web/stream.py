@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from crm.broadcaster import Broadcaster
 from crm.web.params import a_position
+from crm.web.requests import services_of
 from crm.web.security import LoginRequired, current_account
-from crm.web.writes import services_of
 
 # The projections pages show; the accounts projection is read only at log-in.
 LIVE = ("contacts", "interactions", "meeting_notes_emails")

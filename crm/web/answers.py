@@ -1,12 +1,15 @@
-"""After a write: answer at once, and show the user their change once it is projected.
+"""The answers to a write, in one place: every write route hands its outcome to `respond`.
 
-htmx requests get a fragment that shows the change as pending; it swaps in the projected
-fragment when an SSE message says the projection moved (or at once, if it already has). Plain
-form posts get a 303 after a bounded wait for the projection, so the next page shows the change.
+There are four: htmx gets a fragment that shows the change as pending, which swaps in the
+projected fragment when an SSE message says the projection moved (or at once, if it already has);
+htmx gets the form back with each problem beside its field (422); a plain form post gets a 303
+after a bounded wait for the projections, so the next page shows the change; or the whole page
+again with the problems (422).
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -20,7 +23,9 @@ from crm.store.event_types import EventTypes
 from crm.store.validation import InvalidPayload
 from crm.web.forms import Form
 from crm.web.params import a_position
+from crm.web.requests import NotFound, is_htmx, services_of
 from crm.web.security import flash
+from crm.web.templating import templates
 
 WAIT_SECONDS = 2.0
 BEHIND = "Saved. The page will show it when processing resumes."
@@ -29,15 +34,11 @@ BEHIND = "Saved. The page will show it when processing resumes."
 Command = Callable[[AsyncConnection[Any], EventTypes], Awaitable[commands.Done]]
 
 
-class NotFound(Exception):
-    """Something that does not exist, or is another account's: both answer 404."""
-
-
 async def attempt(
     request: Request,
     form: Form,
     command: Command,
-    payload_fields: dict[str, str] | None = None,
+    payload_fields: Mapping[str, str] | None = None,
 ) -> commands.Done | None:
     """Run a command if the form is valid; a refusal becomes an error on its form field.
 
@@ -59,7 +60,9 @@ async def attempt(
     return None
 
 
-def _field_for(refused: commands.CommandRefused, form: Form, payload_fields: dict[str, str]) -> str:
+def _field_for(
+    refused: commands.CommandRefused, form: Form, payload_fields: Mapping[str, str]
+) -> str:
     """The field of this form a refusal is shown beside: the one it names, or else the form's
     first field, where the reader starts. A form without fields cannot show it: 409, saying why.
     """
@@ -69,15 +72,6 @@ def _field_for(refused: commands.CommandRefused, form: Form, payload_fields: dic
     if not form.values:
         raise HTTPException(409, f"Refused: {refused}.")
     return next(iter(form.values))
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 async def projections_reached(services: Services, names: Sequence[str], position: int) -> bool:
@@ -137,3 +131,69 @@ def still_pending() -> Response:
 def location_for_htmx(location: str) -> Response:
     """htmx follows this to a page of its own, like a redirect, keeping the SSE setup."""
     return Response(status_code=204, headers={"HX-Location": location})
+
+
+def form_error(
+    request: Request, page: str, partial: str, form_id: str, context: dict[str, Any]
+) -> Response:
+    """422: the form again, entered values kept, each problem beside its field.
+
+    htmx gets just the form's partial, retargeted onto the form (a 422 is swapped because
+    base.html's htmx-config says so); a plain post gets the whole page.
+    """
+    if is_htmx(request):
+        return templates.TemplateResponse(
+            request,
+            partial,
+            {**context, "form_id": form_id},
+            status_code=422,
+            headers={"HX-Retarget": f"#{form_id}", "HX-Reswap": "outerHTML"},
+        )
+    return templates.TemplateResponse(request, page, context, status_code=422)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a write is answered, whichever of the four answers it gets."""
+
+    page: str  # the whole page the form is on: a plain post's 422
+    form: str  # the form's partial, and
+    form_id: str  # its element id: htmx's 422
+    form_key: str  # the name the page's context gives the form
+    pending: str  # the fragment that shows the change until it is projected: htmx's 200
+    projections: tuple[str, ...]  # what must show the change before a plain post's 303
+    location: str  # where that 303 goes,
+    message: str  # and what the next page says
+    location_if_behind: str | None = None  # where it goes if the wait ends first
+
+
+Context = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def respond(
+    request: Request,
+    answer: Answer,
+    form: Form,
+    done: commands.Done | None,
+    context: Context,
+    pending: dict[str, Any] | None = None,
+) -> Response:
+    """The answer to a write: `done` None when the form (or the command) refused it.
+
+    `context` gives the page's context (read only when a page or fragment is drawn); `pending`
+    what the pending fragment shows of the change.
+    """
+    if done is None:
+        page = {**await context(), answer.form_key: form, "form": form}
+        return form_error(request, answer.page, answer.form, answer.form_id, page)
+    if is_htmx(request):
+        shown = {**await context(), "pending": pending, "after": done.appended.position}
+        return templates.TemplateResponse(request, answer.pending, shown)
+    return await redirect_after_write(
+        request,
+        answer.projections,
+        done.appended.position,
+        answer.location,
+        answer.message,
+        answer.location_if_behind,
+    )
