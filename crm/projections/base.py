@@ -129,6 +129,11 @@ class Projection(Generic[S]):
         return self.row._fields
 
     @property
+    def table_columns(self) -> tuple[Column, ...]:
+        """Each column as the table declares it: name, SQL type, nullability, Markdown source."""
+        return self._columns
+
+    @property
     def primary_key(self) -> tuple[str, ...]:
         return (self.key_column,) if self.row_key is None else (self.key_column, self.row_key)
 
