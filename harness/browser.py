@@ -2,7 +2,7 @@
 
 import shutil
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, see the README
 ARGS = [
@@ -32,3 +32,14 @@ def add_inline(page: Page, name: str, description: str = "") -> None:
     form.get_by_label("Name").fill(name)
     form.get_by_label("Description").fill(description)
     form.get_by_role("button", name="Add contact").click()
+
+
+def new_context(browser: Browser, base_url: str, **options: object) -> BrowserContext:
+    context = browser.new_context(base_url=base_url, **options)  # type: ignore[arg-type]
+    context.set_default_timeout(10_000)
+    return context
+
+
+def open_contact(page: Page, name: str) -> None:
+    page.locator("#contact-list").get_by_role("link", name=name).click()
+    expect(page.locator("#details h1")).to_contain_text(name)

@@ -16,11 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from playwright.sync_api import Browser, sync_playwright
 from psycopg import AsyncConnection, sql
 
 from crm.bootstrap import prepare_database
 from crm.database import use_text_for_ids_and_dates
 from crm.store.event_types import EventTypes
+from harness.browser import ARGS, CHROMIUM
 from harness.processes import App
 from tests import support
 
@@ -139,3 +141,17 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
     app.health()
     yield f"http://127.0.0.1:{app.port}"
     app.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def base_url(server: str) -> str:
+    """The app for a browser test (Playwright's name for it)."""
+    return server

@@ -2,13 +2,11 @@
 
 import statistics
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from harness.browser import ARGS, CHROMIUM, add_inline, sign_up
-from harness.processes import App
+from harness.browser import add_inline, new_context, open_contact, sign_up
 
 # Run in every page of a context before its own scripts: whether its stream is open, and the
 # news it hears (projection, position), for pages the test then watches.
@@ -19,28 +17,6 @@ document.addEventListener('htmx:sseOpen', () => { window.__sse_open = true; });
 document.addEventListener('htmx:sseMessage',
   e => window.__sse.push([e.detail.type, Number(e.detail.lastEventId)]));
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def base_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    app = App({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)}).start()
-    app.health()
-    yield f"http://127.0.0.1:{app.port}"
-    app.stop()
-
-
-def new_context(browser: Browser, base_url: str, **options: object) -> BrowserContext:
-    context = browser.new_context(base_url=base_url, **options)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
-    return context
 
 
 def mark_page(page: Page) -> None:
@@ -55,11 +31,6 @@ def not_reloaded(page: Page) -> bool:
 def heard(page: Page) -> list[tuple[str, int]]:
     """The news the page's stream brought, as (projection, position), since LISTEN ran."""
     return [(name, position) for name, position in page.evaluate("window.__sse")]
-
-
-def open_contact(page: Page, name: str) -> None:
-    page.locator("#contact-list").get_by_role("link", name=name).click()
-    expect(page.locator("#details h1")).to_contain_text(name)
 
 
 @pytest.fixture

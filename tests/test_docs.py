@@ -4,8 +4,6 @@ import re
 from pathlib import Path
 
 from crm import ROOT
-from crm.projections.registry import ALL
-from crm.store.event_types import load_event_types
 
 README = (ROOT / "README.md").read_text()
 ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
@@ -19,12 +17,12 @@ def test_every_setting_is_in_the_readme() -> None:
         assert f"`{name}`" in README, f"{name} is not documented in README.md"
 
 
-def test_every_event_type_and_projection_is_in_the_architecture_doc() -> None:
-    for name, version in load_event_types().by_key:
-        assert f"`{name}`" in ARCHITECTURE, name
-        assert version == 1 or f"v{version}" in ARCHITECTURE
-    for projection in ALL:
-        assert f"`{projection.table}`" in ARCHITECTURE, projection.table
+def test_the_architecture_doc_points_to_the_generated_reference() -> None:
+    # every event type, version and projection is documented in docs/events.md and
+    # docs/projections.md, generated from the declarations (python -m crm.docs) and checked fresh
+    # by tests/test_generated_docs.py: a new event type costs no hand-written line here
+    assert "events.md" in ARCHITECTURE
+    assert "projections.md" in ARCHITECTURE
 
 
 def test_every_sql_table_is_in_the_architecture_doc() -> None:

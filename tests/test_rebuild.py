@@ -1,9 +1,12 @@
 """Replay: the same fold functions, driven over the whole stream, swapped in while serving."""
 
 import asyncio
+import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple, get_type_hints
 
 import psycopg
 import pytest
@@ -11,13 +14,14 @@ from psycopg import AsyncConnection
 
 from crm.broadcaster import Broadcaster
 from crm.projections.base import Index
-from crm.projections.contacts import CONTACTS
+from crm.projections.contacts import CONTACTS, Contact
 from crm.projections.projector import Projector, ProjectorSettings, catch_up
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL
+from crm.rendering import Renderer, RenderFailed
 from crm.store import commands
 from crm.store.events import Event, append, head_position
-from harness.processes import run_module
+from harness.processes import run_module, wait_until
 from tests.support import (
     accounts_and_workload,
     append_workload,
@@ -28,6 +32,8 @@ from tests.support import (
     sign_up,
     wait_until_caught_up,
 )
+from tests.web_support import add_contact, app_client, csrf_of, log_in
+from tests.web_support import sign_up as sign_up_client
 
 NAMES = [p.name for p in ALL]
 FAST = ProjectorSettings(batch_size=200, poll_interval=1.0, lock_retry=0.1, keepalive=1.0)
@@ -236,3 +242,87 @@ async def test_a_read_model_never_refuses_what_the_write_side_accepted(db_url, t
     assert result.parked == []
     cursor = await conn.execute("SELECT count(*) FROM projected_contacts WHERE name = 'Ada'")
     assert await cursor.fetchone() == (2,)
+
+
+# The contacts projection with one more column: what a developer's change to its declaration
+# looks like (a column and the line of the handler that fills it).
+Initialled = NamedTuple(  # type: ignore[misc]
+    "Initialled", [*get_type_hints(Contact, include_extras=True).items(), ("initial", str)]
+)
+
+
+def _with_initial(handler: Any) -> Any:
+    def fold(state: Any, event: Event) -> Any:
+        folded = handler(None if state is None else Contact(*state[:-1]), event)
+        return None if folded is None else Initialled(*folded, folded.name[:1])
+
+    return fold
+
+
+INITIALLED = replace(
+    CONTACTS,
+    row=Initialled,
+    handlers={name: _with_initial(handler) for name, handler in CONTACTS.handlers.items()},
+)
+
+
+class ReplayGate(Renderer):
+    """The projector's renderer, holding a replay's rendering until the test opens the gate
+    (the live driver renders through render(), which it lets through)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+
+    async def render(self, texts: Iterable[str]) -> dict[str, str]:
+        html, failed = await super().render_some(texts)
+        for text, problem in failed.items():
+            raise RenderFailed(problem, text)
+        return html
+
+    async def render_some(self, texts: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+        while not self.open.is_set():
+            await asyncio.sleep(0.02)
+        return await super().render_some(texts)
+
+
+def test_a_changed_declaration_is_rebuilt_at_start_with_the_site_serving(
+    db_url: str, tmp_path: Path
+) -> None:
+    with app_client(db_url, tmp_path) as client:
+        sign_up_client(client, "ada@example.com")
+        before = [add_contact(client, f"Contact {n}") for n in range(30)]
+    assert INITIALLED.definition != CONTACTS.definition
+    gate = ReplayGate()
+    try:
+        with app_client(
+            db_url, tmp_path, renderer=gate, projections=[*ALL[:1], INITIALLED, *ALL[2:]]
+        ) as client:
+            log_in(client, "ada@example.com")
+            wait_until(lambda: client.get("/health").json()["rebuilding"], 10, "a rebuild")
+            # folded, its rendering held at the gate
+            assert client.get("/health").json()["rebuilding"] == {"contacts": "99%"}
+            # the site serves from the old table meanwhile, and takes writes
+            assert "Contact 29" in client.get("/contacts").text
+            form = {"name": "Added during the rebuild", "description": "", "contact_method": ""}
+            form["csrf_token"] = csrf_of(client, "/contacts")
+            saved = client.post("/contacts", data=form)
+            # saved; the list, not the contact's page, since the contacts table is being rebuilt
+            assert (saved.status_code, saved.headers["location"]) == (303, "/contacts")
+            gate.open.set()
+            wait_until(lambda: not client.get("/health").json()["rebuilding"], 10, "rebuilt")
+            listed = client.get("/contacts?q=during").text
+            assert "Added during the rebuild" in listed
+    finally:
+        gate.close()
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT contact_id::text, name, initial FROM projected_contacts")
+        initials = {contact: (name, initial) for contact, name, initial in rows.fetchall()}
+        query = "SELECT definition FROM projections WHERE name = 'contacts'"
+        stored = conn.execute(query).fetchone()
+    # every contact, with the new column, and the one added during the rebuild: nothing lost
+    assert set(before) < set(initials)
+    assert all(initial == name[0] for name, initial in initials.values())
+    assert ("Added during the rebuild", "A") in initials.values()
+    assert len(initials) == 31
+    assert stored == (INITIALLED.definition,)

@@ -5,16 +5,19 @@ sign_up, csrf_of and add_contact take any httpx.Client: a TestClient, or one tal
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
+from crm.projections.base import Projection
 from crm.projections.projector import ProjectorSettings
+from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import load
 from crm.web.app import create_app
@@ -34,10 +37,13 @@ def app_client(
     base_url: str = "http://127.0.0.1",
     projector_settings: ProjectorSettings | None = None,
     renderer: Renderer | None = None,
+    projections: Sequence[Projection[Any]] = ALL,
 ) -> Iterator[TestClient]:
     settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(data_dir), **(environ or {})})
     projector_settings = projector_settings or ProjectorSettings(poll_interval=1.0, lock_retry=0.2)
-    app = create_app(settings, projector_settings, renderer, password_hasher=CHEAP_PASSWORDS)
+    app = create_app(
+        settings, projector_settings, renderer, CHEAP_PASSWORDS, projections=projections
+    )
     with TestClient(app, base_url=base_url, follow_redirects=False) as client:
         yield client
 
@@ -63,6 +69,12 @@ def sign_up(client: httpx.Client, email: str, password: str = "correct horse") -
     response = client.post("/signup", data={**data, "csrf_token": csrf_of(client, "/signup")})
     assert response.status_code == 303, response.text
     return response
+
+
+def log_in(client: httpx.Client, email: str, password: str = "correct horse") -> None:
+    data = {"email": email, "password": password, "csrf_token": csrf_of(client, "/login")}
+    response = client.post("/login", data=data)
+    assert response.status_code == 303, response.text
 
 
 def add_contact(client: httpx.Client, name: str, **fields: str) -> str:

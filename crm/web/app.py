@@ -2,8 +2,9 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -22,7 +23,9 @@ from crm import ROOT
 from crm.bootstrap import running_services
 from crm.database import Database, open_database
 from crm.embedded import supervised
+from crm.projections.base import Projection
 from crm.projections.projector import ProjectorSettings
+from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.web import auth, contacts, interactions, meeting_notes
@@ -133,6 +136,7 @@ def create_app(
     projector_settings: ProjectorSettings | None = None,
     renderer: Renderer | None = None,
     password_hasher: PasswordHasher | None = None,  # tests pass a cheap one; argon2's otherwise
+    projections: Sequence[Projection[Any]] = ALL,
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -142,7 +146,11 @@ def create_app(
         app.state.database = database
         try:
             async with running_services(
-                database.url, settings, projector_settings=projector_settings, renderer=renderer
+                database.url,
+                settings,
+                projections,
+                projector_settings=projector_settings,
+                renderer=renderer,
             ) as services:
                 app.state.services = services
                 # after a restart, the pool's idle connections all lead to the dead server
