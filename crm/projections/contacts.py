@@ -17,6 +17,7 @@ class Contact(NamedTuple):
     next_meeting_on: Day | None
     next_meeting_notes: str | None
     next_meeting_notes_html: Annotated[str | None, HtmlOf("next_meeting_notes")]
+    tags: list[str]  # sorted, each once
     created_at: datetime
     last_updated_at: datetime
 
@@ -33,6 +34,7 @@ def created(state: Contact | None, event: Event) -> Contact:
         next_meeting_on=None,
         next_meeting_notes=None,
         next_meeting_notes_html=None,
+        tags=[],
         created_at=event.created_at,
         last_updated_at=event.created_at,
     )
@@ -72,6 +74,20 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
     )
 
 
+def tagged(state: Contact | None, event: Event) -> Contact | None:
+    if state is None or event.payload["tag"] in state.tags:
+        return state
+    tags = sorted([*state.tags, event.payload["tag"]], key=lambda tag: (tag.casefold(), tag))
+    return state._replace(tags=tags, last_updated_at=event.created_at)
+
+
+def untagged(state: Contact | None, event: Event) -> Contact | None:
+    if state is None or event.payload["tag"] not in state.tags:
+        return state
+    tags = [tag for tag in state.tags if tag != event.payload["tag"]]
+    return state._replace(tags=tags, last_updated_at=event.created_at)
+
+
 CONTACTS: Projection[Contact] = Projection(
     name="contacts",
     table="projected_contacts",
@@ -82,6 +98,8 @@ CONTACTS: Projection[Contact] = Projection(
         "contact-deleted": deleted,
         "interaction-recorded": interaction_recorded,
         "next-meeting-notes-written": notes_written,
+        "contact-tagged": tagged,
+        "contact-untagged": untagged,
     },
     indexes=(
         Index("account_lower_name", ("account_id", "lower(name)")),

@@ -36,6 +36,7 @@ INTERACTION = FormSpec.of(
 NOTES = FormSpec.of(
     "next-meeting-notes-written", "meeting_on", meeting_notes="notes", required=("meeting_notes",)
 )
+TAG = FormSpec.of("contact-tagged", "tag")
 PROJECTIONS = ("contacts", "interactions")  # what a contact's page reads
 NOT_SHOWN = (
     "This contact cannot be shown right now: crm could not process one of its changes. Your"
@@ -95,6 +96,7 @@ def blank_forms(types: EventTypes, contact: dict[str, Any]) -> dict[str, Form]:
         "edit_form": CONTACT.blank(types, **contact),
         "interaction_form": INTERACTION.blank(types),
         "notes_form": NOTES.blank(types, **notes),
+        "tag_form": TAG.blank(types),
     }
 
 

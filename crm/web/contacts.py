@@ -23,13 +23,15 @@ from crm.web.contact_page import (
     CONTACT,
     PARTS,
     PROJECTIONS,
+    TAG,
     ContactWrite,
+    Part,
     contact_id_in,
     page_context,
     read_contact,
 )
 from crm.web.contact_page import respond as respond_on_page
-from crm.web.forms import Form, posted_form
+from crm.web.forms import Form, FormSpec, posted_form
 from crm.web.listing import PER_PAGE, Listing, like
 from crm.web.params import a_choice
 from crm.web.requests import NotFound, is_htmx, services_of
@@ -44,7 +46,14 @@ SORTS = {
     "last_interaction": "last_interacted_on",
     "next_meeting": "next_meeting_on",
 }
-FILTERS: dict[str, str] = {}  # a list filter's URL parameter -> its condition on the contact's row
+# a list filter's URL parameter -> its condition on the contact's row
+FILTERS = {"tag": "%(tag)s = ANY(tags)"}
+UNTAG = FormSpec.of("contact-untagged", "tag")
+# the tags show among the details; the form that adds one is its own
+TAGGING = Part(
+    "contacts/_details.html", ("contacts",), "contacts/_tag_form.html", "tag-form", "tag_form"
+)
+MAX_TAGS = 50  # per contact: each tag event copies the contact's list
 # Characters of a contact's rendered notes the list reads: enough for its 90-character snippet
 # (templating.plain_text), where the whole note may be ~100 KB of HTML and every row's would be
 # cleaned on the event loop.
@@ -216,3 +225,55 @@ async def delete(request: Request) -> Response:
         else "Contact deleted. The list will update when processing resumes.",
     )
     return location_for_htmx("/contacts")
+
+
+@routes.post(CONTACT_PAGE + "/tags")
+async def tag(request: Request) -> Response:
+    write = await ContactWrite.read(request, TAG)
+    await _refuse_too_many_tags(write)
+    done = await write.attempt(
+        lambda conn, types: commands.append_about_contact(
+            conn, types, TAG.event_type, write.account, write.contact_id, write.payload
+        )
+    )
+    return await respond_on_page(
+        write, done, TAGGING, f"Tagged {write.form['tag']}.", write.payload
+    )
+
+
+@routes.post(CONTACT_PAGE + "/tags/delete")
+async def untag(request: Request) -> Response:
+    write = await ContactWrite.read(request, UNTAG)
+    done = await write.attempt(
+        lambda conn, types: commands.append_about_contact(
+            conn, types, UNTAG.event_type, write.account, write.contact_id, write.payload
+        )
+    )
+    message = f"Removed the tag {write.form['tag']}."
+    return await respond_on_page(write, done, TAGGING, message, {**write.payload, "untag": True})
+
+
+async def _refuse_too_many_tags(write: ContactWrite) -> None:
+    """At most MAX_TAGS per contact, counted on the projection: a few more may slip in while
+    it lags (the fold copes), a flood cannot."""
+    if not write.form.ok:
+        return
+    async with services_of(write.request).pool.connection() as conn:
+        row = await read_contact(conn, write.account, write.contact_id)
+    tags = row["tags"] if row else []
+    if len(tags) >= MAX_TAGS and write.form["tag"] not in tags:
+        write.form.fail("tag", f"cannot be added: a contact has at most {MAX_TAGS} tags")
+
+
+@routes.get("/tags")
+async def suggestions(request: Request) -> Response:
+    """The account's tags, for the tag field's suggestions (a <datalist>)."""
+    account = current_account(request)
+    async with services_of(request).pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT DISTINCT unnest(tags) AS tag FROM projected_contacts"
+            " WHERE account_id = %s ORDER BY 1 LIMIT 500",
+            (account,),
+        )
+        tags = [tag for (tag,) in await cursor.fetchall()]
+    return templates.TemplateResponse(request, "contacts/_tag_suggestions.html", {"tags": tags})
