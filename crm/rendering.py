@@ -31,8 +31,10 @@ import mistune
 import nh3
 from pebble import ProcessExpired, ProcessPool
 
-RENDER_BUDGET = 0.050  # CPU seconds a note may cost, checked at the write
-NOTE_CPU_LIMIT = 1.0  # CPU seconds for one note in the projections: 20 times the budget
+# CPU seconds a note may cost, checked at the write. A note that merely looks odd must pass with
+# room to spare ("[" * 10,000 costs ~70 ms here), a pathological one not ("*_" * 10,000: ~210 ms)
+RENDER_BUDGET = 0.100
+NOTE_CPU_LIMIT = 1.0  # CPU seconds for one note in the projections: 10 times the budget
 MAX_HTML = 100_000  # characters of HTML a note may become (a 20,000-character note: ~30,000)
 WALL_TIMEOUT = 30.0  # seconds a worker may take for one task before it is killed
 _GRACE = 5.0  # beyond WALL_TIMEOUT: pebble has not answered at all, its pool is wedged
@@ -161,7 +163,7 @@ class Renderer:
     render_all: Callable[[list[str]], list[Rendered]] = render_each
     wall_timeout: float = WALL_TIMEOUT
     # checks waiting for the worker beyond which measure() refuses at once: with one check per
-    # account at a time and at most RENDER_BUDGET each, a save waits 32 x 50 ms at worst
+    # account at a time and at most RENDER_BUDGET each, a save waits 32 x 100 ms at worst
     max_waiting: int = 32
     _pool: ProcessPool | None = field(default=None, init=False, repr=False)
     _cache: _Remembered = field(default_factory=_Remembered, init=False, repr=False)
