@@ -11,10 +11,10 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from crm.broadcaster import Broadcaster
-from crm.database import migrate
 from crm.jobs.mail import transport_for
 from crm.jobs.morning_email import MorningEmail
 from crm.jobs.scheduler import start_scheduler
+from crm.migrations import migrate
 from crm.projections import tables
 from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings

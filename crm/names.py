@@ -2,7 +2,7 @@
 
 Each is declared here once. Python imports it; sql/ files refer to it as a psql-style variable,
 the name in lower case (`:append_lock`, or `:'events_channel'` for a quoted literal), which
-crm.database fills in when it applies the file.
+crm.migrations fills in when it applies the file.
 
 Lock keys taken with one bigint and with two ints live in separate key spaces in PostgreSQL, so
 LEADER_LOCK (a pair) cannot collide with the single-key locks even if the numbers met.

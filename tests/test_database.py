@@ -7,7 +7,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from crm import ROOT, names
-from crm.database import SQL_DIR, MigrationChanged, migrate, render
+from crm.migrations import SQL_DIR, MigrationChanged, migrate, render
 
 
 def test_every_lock_and_channel_is_written_only_in_crm_names() -> None:
