@@ -14,6 +14,9 @@ MIGRATION_LOCK = 7346000
 APPEND_LOCK = 7346001
 # with hashtext(projection name): held by the one process that applies that projection's batches
 LEADER_LOCK = 7346002
+# with hashtext(projection name): held by whoever rebuilds that projection's table from the
+# stream (the projector at start, python -m crm.replay), so two rebuilds never share a shadow
+REBUILD_LOCK = 7346003
 # the events table's doorbell (sql/005): the highest position an inserting statement wrote
 EVENTS_CHANNEL = "crm_events"
 # a projection advanced: {projection, position, accounts}, heard by every process's broadcaster

@@ -31,6 +31,9 @@ import mistune
 import nh3
 from pebble import ProcessExpired, ProcessPool
 
+# Bump when the HTML a note renders to changes (a mistune option, an nh3 rule): every projection
+# holding rendered notes is then rebuilt at start, since its stored HTML is reused otherwise.
+HTML_VERSION = 1
 # CPU seconds a note may cost, checked at the write. A note that merely looks odd must pass with
 # room to spare ("[" * 10,000 costs ~70 ms here), a pathological one not ("*_" * 10,000: ~210 ms)
 RENDER_BUDGET = 0.100

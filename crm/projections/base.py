@@ -14,13 +14,15 @@ replay drive the same functions.
 A column annotated `HtmlOf(source)` holds the HTML rendered from the Markdown in `source`: folds
 leave it None and the drivers fill it (crm/rendering.py: in a worker process, never in a fold).
 
-`definition()` is the projection's identity: its version and its table's DDL. When it differs
-from the one stored with the projection's position, the projector rebuilds the table from the
-stream (blue/green) before applying anything else. Bump `version` when a handler changes the
+`definition` is the projection's identity: its version and a digest of its declaration. When it
+differs from the one stored with the projection's position, the projector rebuilds the table from
+the stream (blue/green) before applying anything else. Bump `version` when a handler changes the
 rows it produces; a changed column or index is noticed by itself.
 """
 
+import dataclasses
 import hashlib
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -32,6 +34,7 @@ from typing import Annotated, Any, Generic, NamedTuple, TypeVar, get_args, get_o
 from psycopg import sql
 
 from crm.ids import canonical_key
+from crm.rendering import HTML_VERSION
 from crm.store.events import Event
 
 
@@ -119,6 +122,12 @@ class Projection(Generic[S]):
         hints = typing.get_type_hints(self.row, include_extras=True)
         columns = tuple(_column(name, hints[name]) for name in self.row._fields)
         object.__setattr__(self, "_columns", columns)
+        # a typo here would only show later, as every event of the projection parked
+        named = {self.row_key, *(c.html_of for c in columns)} - {None}
+        if unknown := named - set(self.row._fields):
+            raise ValueError(f"projection {self.name}: no column named {sorted(unknown)}")
+        if not_nullable := [c.name for c in columns if c.html_of and not c.nullable]:
+            raise ValueError(f"projection {self.name}: HTML columns {not_nullable} must allow None")
 
     @property
     def key_column(self) -> str:
@@ -172,8 +181,8 @@ class Projection(Generic[S]):
         )
 
     def create_table(self, table: str | None = None) -> sql.Composed:
-        """CREATE TABLE for this projection (under another name for a shadow), without indexes:
-        replay builds them after the COPY, which is faster."""
+        """CREATE TABLE for this projection (under another name for a shadow), without its keys
+        and indexes: create_indexes() adds them, after a replay's COPY, which is faster."""
         columns = [
             sql.SQL("{} {}{}").format(
                 sql.Identifier(c.name),
@@ -182,33 +191,47 @@ class Projection(Generic[S]):
             )
             for c in self._columns
         ]
-        key = sql.SQL("PRIMARY KEY ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, self.primary_key))
-        )
         return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-            sql.Identifier(table or self.table), sql.SQL(", ").join([*columns, key])
+            sql.Identifier(table or self.table), sql.SQL(", ").join(columns)
         )
 
     def create_indexes(self, table: str | None = None) -> list[sql.Composed]:
+        """The primary key (named, so that a shadow's can be renamed) and the indexes."""
         table = table or self.table
+        key_name, *index_names = self.index_names(table)
+        key = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            sql.Identifier(table),
+            sql.Identifier(key_name),
+            sql.SQL(", ").join(map(sql.Identifier, self.primary_key)),
+        )
         return [
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}){}").format(
-                sql.Identifier(f"{table}_{index.name}"),
-                sql.Identifier(table),
-                sql.SQL(", ").join(map(sql.SQL, index.on)),
-                sql.SQL(f" WHERE {index.where}" if index.where else ""),
-            )
-            for index in self.indexes
+            key,
+            *(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}){}").format(
+                    sql.Identifier(name),
+                    sql.Identifier(table),
+                    sql.SQL(", ").join(map(sql.SQL, index.on)),
+                    sql.SQL(f" WHERE {index.where}" if index.where else ""),
+                )
+                for name, index in zip(index_names, self.indexes, strict=True)
+            ),
         ]
 
     def index_names(self, table: str | None = None) -> list[str]:
-        """Every index of the table, the primary key's included, by the name it is created with."""
+        """Every index of the table, the primary key's first, by the name it is created with."""
         table = table or self.table
         return [f"{table}_pkey", *(f"{table}_{index.name}" for index in self.indexes)]
 
     @cached_property
     def definition(self) -> str:
-        """The version and a digest of the DDL: what the stored table must have been built by."""
-        ddl = [self.create_table(), *self.create_indexes()]
-        text = ";\n".join(statement.as_string(None) for statement in ddl)
-        return f"v{self.version} {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        """What the stored table must have been built by: the version and a digest of the
+        declaration (columns, keys, indexes) and, for rendered Markdown, of the renderer's."""
+        declared = {
+            "table": self.table,
+            "columns": [dataclasses.astuple(column) for column in self._columns],
+            "primary_key": self.primary_key,
+            "indexes": [dataclasses.astuple(index) for index in self.indexes],
+            "html": HTML_VERSION if self.markdown_columns else None,
+        }
+        digest = hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
+        return f"v{self.version} {digest[:16]}"

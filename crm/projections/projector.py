@@ -81,9 +81,9 @@ class Failing:
 
 @dataclass
 class RebuildProgress:
-    """Shows a rebuild's progress as the projection's state: "rebuilding 42%"."""
+    """A rebuild's progress, in percent, in `rebuilding` and as the projection's state."""
 
-    states: dict[str, str]
+    projector: "Projector"
     name: str
     total: int = 0
     done: int = 0
@@ -98,7 +98,8 @@ class RebuildProgress:
     def show(self) -> None:
         # the fold is most of the work; the last percent is writing and swapping the table in
         percent = min(99, self.done * 100 // self.total) if self.total else 0
-        self.states[self.name] = f"rebuilding {percent}%"
+        self.projector.rebuilding[self.name] = percent
+        self.projector.states[self.name] = f"rebuilding {percent}%"
 
 
 class Projector:
@@ -118,6 +119,8 @@ class Projector:
         self.renderer = renderer
         self.settings = settings or ProjectorSettings()
         self.states: dict[str, str] = {p.name: "starting" for p in self.projections}
+        # projections being rebuilt from the stream after their declaration changed: percent done
+        self.rebuilding: dict[str, int] = {}
         self.listener_state = "starting"
         self._doorbells = {p.name: asyncio.Event() for p in self.projections}
         # per projection: step one event at a time up to this position, to find a failing event
@@ -224,16 +227,19 @@ class Projector:
             stored or "an older crm",
             projection.definition,
         )
-        progress = RebuildProgress(self.states, projection.name)
+        progress = RebuildProgress(self, projection.name)
         progress.show()
-        rebuilt = await rebuild(
-            self.url,
-            self.types,
-            [projection],
-            progress=progress.advance,
-            on_total=progress.expect,
-            renderer=self.renderer,
-        )
+        try:
+            rebuilt = await rebuild(
+                self.url,
+                self.types,
+                [projection],
+                progress=progress.advance,
+                on_total=progress.expect,
+                renderer=self.renderer,
+            )
+        finally:
+            self.rebuilding.pop(projection.name, None)
         self.states[projection.name] = "leading"
         log.info(
             "projection %s rebuilt: %d events in %.1fs, %d parked",

@@ -23,7 +23,8 @@ from psycopg import AsyncConnection, sql
 
 from crm.database import use_text_for_ids_and_dates
 from crm.ids import canonical_key
-from crm.projections import poison, positions
+from crm.names import REBUILD_LOCK
+from crm.projections import poison, positions, tables
 from crm.projections.apply import apply_events
 from crm.projections.base import Handler, Projection, Row
 from crm.projections.poison import ParkedEvent
@@ -338,6 +339,12 @@ async def rebuild(
     try:
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
             use_text_for_ids_and_dates(conn)
+            for projection in sorted(projections, key=lambda p: p.name):
+                # held until this connection closes; a second rebuild waits its turn
+                await conn.execute(
+                    "SELECT pg_advisory_lock(%s, hashtext(%s))", (REBUILD_LOCK, projection.name)
+                )
+                await tables.widen(conn, projection)
             upto = await head_position(conn)
             if on_total is not None:
                 cursor = await conn.execute("SELECT count(*) FROM events WHERE id <= %s", (upto,))

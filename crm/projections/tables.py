@@ -27,10 +27,36 @@ async def install(
         await conn.execute(projection.create_table())
         for statement in projection.create_indexes():
             await conn.execute(statement)
+    else:  # before anything is served: pages may read a column the rebuild is about to fill
+        await widen(conn, projection)
     built = projection.definition if created and stream_empty else None
     if not await positions.register(conn, projection.name, built) and created:
         # registered before, its table gone: its position says nothing about this empty table
         await positions.record_definition(conn, projection.name, None)
+
+
+async def widen(conn: AsyncConnection[Any], projection: Projection[Any]) -> None:
+    """Add to the live table each declared column it lacks, empty and nullable (at once, without
+    rewriting the table): while the table is rebuilt, pages that read a new column find it there,
+    empty, until the rebuilt table is swapped in. A column whose type changed keeps its old type
+    until then."""
+    cursor = await conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+        " AND attnum > 0 AND NOT attisdropped",
+        (projection.table,),
+    )
+    existing = {name for (name,) in await cursor.fetchall()}
+    if not existing:
+        return  # no table yet: nothing reads it
+    for column in projection.table_columns:
+        if column.name not in existing:
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(projection.table),
+                    sql.Identifier(column.name),
+                    sql.SQL(column.sql_type),
+                )
+            )
 
 
 def _columns(projection: Projection[Any]) -> sql.Composed:

@@ -260,7 +260,7 @@ async def _refuse_too_many_tags(write: ContactWrite) -> None:
         return
     async with services_of(write.request).pool.connection() as conn:
         row = await read_contact(conn, write.account, write.contact_id)
-    tags = row["tags"] if row else []
+    tags = (row and row["tags"]) or []  # None while an older table is rebuilt
     if len(tags) >= MAX_TAGS and write.form["tag"] not in tags:
         write.form.fail("tag", f"cannot be added: a contact has at most {MAX_TAGS} tags")
 

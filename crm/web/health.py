@@ -83,11 +83,7 @@ async def health(request: Request) -> JSONResponse:
         for name, position, updated in rows
     }
     retrying = any(p["state"].startswith("retrying") for p in projections.values())
-    rebuilding = {
-        name: p["state"].removeprefix("rebuilding ")
-        for name, p in projections.items()
-        if p["state"].startswith("rebuilding")
-    }
+    rebuilding = {name: f"{percent}%" for name, percent in projector.rebuilding.items()}
     morning_email = _last_run(services)
     mail_failing = morning_email is not None and bool(
         morning_email["failing_count"] or morning_email["error"]
