@@ -15,6 +15,7 @@ from crm.jobs.mail import transport_for
 from crm.jobs.morning_email import MorningEmail
 from crm.jobs.scheduler import start_scheduler
 from crm.migrations import migrate
+from crm.names import MIGRATION_LOCK
 from crm.projections import tables
 from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings
@@ -37,6 +38,8 @@ async def prepare_database(url: str, projections: Sequence[Projection[Any]] = AL
         await migrate(conn)
         async with conn.transaction():
             types = await sync_event_types(conn, types)
+            # two processes starting together: one creates the tables, the other finds them
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             stream_empty = await head_position(conn) == 0
             for projection in projections:
                 await tables.install(conn, projection, stream_empty)

@@ -261,7 +261,7 @@ def _handler(plan: _Plan, event_type: str) -> str:
 def _projection_test(plan: _Plan) -> str:
     kept = [e for e in plan.events if not plan.removes(e)]
     ids = {c: c.removesuffix("_id").upper() for c in plan.columns}  # tests.stories' ACCOUNT, ...
-    stories, names, preamble = [], ["Story", "event", "given"], ""
+    stories, names, preamble = [], ["Story", "event", "given", "story_tests"], ""
     if kept:
         row = {**ids, "last_updated_at": f"START + timedelta(minutes={len(kept)})"}
         title = "each event leaves the row as of that event"
@@ -278,26 +278,13 @@ def _projection_test(plan: _Plan) -> str:
 The pure fold, and the live driver and replay on PostgreSQL agreeing with it.
 """
 
-{preamble}import pytest
-
-from crm.projections.{plan.name} import {plan.constant}
-from crm.store.event_types import EventTypes
+{preamble}from crm.projections.{plan.name} import {plan.constant}
 from tests.stories import {", ".join(names)}
 
 STORIES: dict[str, Story] = {{
 {"".join(stories)}}}
 
-
-@pytest.mark.parametrize("story", STORIES.values(), ids=STORIES.keys())
-def test_the_fold(story: Story) -> None:
-    story.verify()
-
-
-@pytest.mark.parametrize("story", STORIES.values(), ids=STORIES.keys())
-async def test_the_live_driver_and_replay_agree_with_the_fold(
-    story: Story, db_url: str, types: EventTypes
-) -> None:
-    await story.agree_in(db_url, types)
+test_the_fold, test_the_drivers_agree_with_the_fold = story_tests(STORIES)
 '''
 
 

@@ -13,11 +13,12 @@ live driver (the projector's batches) and through replay on the real PostgreSQL,
 both give the fold's rows (rendered HTML columns aside: only the drivers render).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
@@ -129,6 +130,25 @@ class Story:
 
 def given(*events: Event) -> Story:
     return Story(events)
+
+
+def story_tests(stories: Mapping[str, Story]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The two tests of a module of stories: the pure fold, and the drivers agreeing with it.
+
+    test_the_fold, test_the_drivers_agree_with_the_fold = story_tests(STORIES)
+    """
+
+    @pytest.mark.parametrize("story", stories.values(), ids=stories.keys())
+    def test_the_fold(story: Story) -> None:
+        story.verify()
+
+    @pytest.mark.parametrize("story", stories.values(), ids=stories.keys())
+    async def test_the_drivers_agree_with_the_fold(
+        story: Story, db_url: str, types: EventTypes
+    ) -> None:
+        await story.agree_in(db_url, types)
+
+    return test_the_fold, test_the_drivers_agree_with_the_fold
 
 
 async def _append(conn: AsyncConnection[Any], types: EventTypes, events: list[Event]) -> None:

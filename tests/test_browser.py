@@ -186,7 +186,9 @@ def test_invalid_forms_show_inline_errors_and_keep_values(alice: Page) -> None:
     add_inline(alice, "Ada")
     expect(alice.locator("#contact-list")).to_contain_text("Ada")
     add_inline(alice, "Ada")
-    expect(alice.locator("#new-contact-name-error")).to_contain_text("already have a contact")
+    expect(alice.locator("#new-contact-name-error")).to_contain_text(
+        "is already the name of one of your contacts"
+    )
     open_contact(alice, "Ada")
     form = alice.locator("#interaction-form")
     form.get_by_label("What happened").fill("forgot the date")

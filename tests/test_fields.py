@@ -4,7 +4,6 @@ import pytest
 
 from crm.store.event_types import load_event_types
 from crm.store.fields import FieldRule, Kind, field_rules
-from crm.web.forms import Form
 
 TYPES = load_event_types()
 
@@ -96,18 +95,6 @@ def test_problems_are_worded_as_forms_word_them(event_type, field, value, proble
 )
 def test_a_value_the_schema_accepts_has_no_problem(event_type, field, value) -> None:
     assert rules(event_type)[field].problem(value) is None
-
-
-def test_the_messages_are_the_ones_forms_give_today() -> None:
-    form = Form({"name": "", "notes": "x" * 20_001, "day": "26/11/2026"})
-    form.required("name")
-    form.at_most("notes", 20_000)
-    form.a_date("day")
-    assert form.errors == {
-        "name": rules("contact-created")["name"].problem(""),
-        "notes": rules("interaction-recorded")["notes"].problem("x" * 20_001),
-        "day": rules("interaction-recorded")["interacted_on"].problem("26/11/2026"),
-    }
 
 
 def test_a_field_that_is_not_text_has_no_rule_yet() -> None:

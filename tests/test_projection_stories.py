@@ -7,8 +7,7 @@ from crm.projections.accounts import ACCOUNTS
 from crm.projections.contacts import CONTACTS
 from crm.projections.interactions import INTERACTIONS
 from crm.projections.meeting_notes_emails import MEETING_NOTES_EMAILS
-from crm.store.event_types import EventTypes
-from tests.stories import ACCOUNT, CONTACT, Story, event, given
+from tests.stories import ACCOUNT, CONTACT, Story, event, given, story_tests
 
 STORIES: dict[str, Story] = {
     "an account is created with its e-mail and time zone": given(
@@ -77,19 +76,31 @@ STORIES: dict[str, Story] = {
     )
     .when(event("meeting-notes-email-sent", meeting_on="2026-12-03"))
     .then(MEETING_NOTES_EMAILS, {"meeting_on": "2026-12-10", "notes": "later"}),
+    "tags are kept in order, once each, through a rename": given(
+        event("contact-created", name="Ada"),
+        event("contact-tagged", tag="math"),
+        event("contact-tagged", tag="Family"),
+        event("contact-tagged", tag="math"),
+    )
+    .when(event("contact-edited", name="Ada L."))
+    .then(CONTACTS, {"name": "Ada L.", "tags": ["Family", "math"]}),
+    "untagging takes one tag off, and a tag the contact lacks changes nothing": given(
+        event("contact-created"),
+        event("contact-tagged", tag="math"),
+        event("contact-tagged", tag="navy"),
+    )
+    .when(event("contact-untagged", tag="math"), event("contact-untagged", tag="never"))
+    .then(CONTACTS, {"tags": ["navy"]}),
+    "a contact keeps at most 50 tags, whatever a burst of requests sent": given(
+        event("contact-created"),
+        *(event("contact-tagged", tag=f"t{n:02}") for n in range(50)),
+    )
+    .when(event("contact-tagged", tag="one too many"))
+    .then(CONTACTS, {"tags": [f"t{n:02}" for n in range(50)]}),
 }
 
 
-@pytest.mark.parametrize("story", STORIES.values(), ids=STORIES.keys())
-def test_the_fold(story: Story) -> None:
-    story.verify()
-
-
-@pytest.mark.parametrize("story", STORIES.values(), ids=STORIES.keys())
-async def test_the_live_driver_and_replay_agree_with_the_fold(
-    story: Story, db_url: str, types: EventTypes
-) -> None:
-    await story.agree_in(db_url, types)
+test_the_fold, test_the_drivers_agree_with_the_fold = story_tests(STORIES)
 
 
 def test_a_story_whose_rows_differ_fails() -> None:

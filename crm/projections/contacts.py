@@ -74,8 +74,14 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
     )
 
 
+# A contact's tags, at most: the form refuses more, counting on this projection; a burst that
+# outruns it adds events this fold leaves out, so a contact's list (copied by each fold) stays
+# bounded whatever a client sends.
+MAX_TAGS = 50
+
+
 def tagged(state: Contact | None, event: Event) -> Contact | None:
-    if state is None or event.payload["tag"] in state.tags:
+    if state is None or event.payload["tag"] in state.tags or len(state.tags) >= MAX_TAGS:
         return state
     tags = sorted([*state.tags, event.payload["tag"]], key=lambda tag: (tag.casefold(), tag))
     return state._replace(tags=tags, last_updated_at=event.created_at)

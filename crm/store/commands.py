@@ -46,7 +46,7 @@ async def sign_up(
     async with conn.transaction():
         account_id = await claim_account(conn, email)
         if account_id is None:
-            raise CommandRefused("an account with this e-mail already exists", "email")
+            raise CommandRefused("already belongs to an account", "email")
         payload = {
             "account_id": str(account_id),
             "email": email.lower(),
@@ -58,7 +58,7 @@ async def sign_up(
 
 
 def _name_taken() -> CommandRefused:
-    return CommandRefused("you already have a contact with this name", "name")
+    return CommandRefused("is already the name of one of your contacts", "name")
 
 
 def _canonical_contact_id(contact_id: str) -> str:
@@ -163,6 +163,17 @@ async def delete_contact(
     return Done(appended, contact_id)
 
 
+_KEPT_BY_THEIR_OWN_COMMAND = frozenset(
+    {
+        "account-created",
+        "contact-created",
+        "contact-edited",
+        "contact-deleted",
+        "interaction-recorded",
+    }
+)
+
+
 async def append_about_contact(
     conn: AsyncConnection[Any],
     types: EventTypes,
@@ -173,7 +184,12 @@ async def append_about_contact(
 ) -> Done:
     """Append an event about one of the account's contacts (its notes, a tag): the payload is
     the contact, the account and `fields`; the write side decides the contact is the account's.
+
+    Not for an event whose own command keeps write-side state with it (a contact's name key,
+    an interaction's day): that command is the only way to append it.
     """
+    if event_type in _KEPT_BY_THEIR_OWN_COMMAND:
+        raise ValueError(f"{event_type} is appended by its own command, which keeps its keys")
     async with conn.transaction():
         contact_id = await _lock_own_contact(conn, account_id, contact_id)
         payload = {"contact_id": contact_id, "account_id": account_id, **fields}

@@ -31,10 +31,8 @@ class Kind(StrEnum):
 
 
 _KIND_OF_FORMAT = {None: Kind.TEXT, "date": Kind.DATE, "email": Kind.EMAIL, "uuid": Kind.UUID}
-_WRONG_FORMAT = {
-    "date": "must be a date written YYYY-MM-DD",
-    "email": "must be an e-mail address like you@example.com",
-}
+NOT_AN_EMAIL = "must be an e-mail address like you@example.com"
+_WRONG_FORMAT = {"date": "must be a date written YYYY-MM-DD", "email": NOT_AN_EMAIL}
 
 
 def problem_of(error: ValidationError) -> str:

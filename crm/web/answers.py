@@ -39,18 +39,23 @@ async def attempt(
     form: Form,
     command: Command,
     payload_fields: Mapping[str, str] | None = None,
+    then: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
 ) -> commands.Done | None:
     """Run a command if the form is valid; a refusal becomes an error on its form field.
 
     payload_fields maps event payload fields to form fields, for what only the schema checks
-    and for the field a refusal names.
+    and for the field a refusal names. `then` reads what the answer needs, on the same
+    connection, once the command succeeded.
     """
     if not form.ok:
         return None
     services = services_of(request)
     try:
         async with services.pool.connection() as conn:
-            return await command(conn, services.types)
+            done = await command(conn, services.types)
+            if then is not None:
+                await then(conn)
+            return done
     except commands.ContactNotFound:
         raise NotFound() from None
     except commands.CommandRefused as refused:

@@ -5,7 +5,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from argon2 import PasswordHasher
@@ -28,12 +28,11 @@ from crm.projections.projector import ProjectorSettings
 from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import Settings
-from crm.web import auth, contacts, interactions, meeting_notes
-from crm.web.health import health
+from crm.web import auth, contacts, health, interactions, meeting_notes, stream
 from crm.web.limits import BodyLimit
+from crm.web.params import a_local_path
 from crm.web.requests import NotFound, is_htmx
 from crm.web.security import CsrfRefused, LoginRequired, Passwords, secret_key
-from crm.web.stream import stream
 from crm.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,8 @@ def _routes() -> list[BaseRoute]:
     """Each resource module declares its own routes, beside their handlers."""
     return [
         Route("/", lambda request: RedirectResponse("/contacts", status_code=303)),
-        Route("/health", health),
-        Route("/stream", stream),
+        *health.routes,
+        *stream.routes,
         *auth.routes,
         *contacts.routes,
         *interactions.routes,
@@ -57,7 +56,12 @@ def _routes() -> list[BaseRoute]:
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
-    target = f"/login?next={quote(request.url.path)}"
+    # back to the page asked for; after a form posted from an expired session, to the page the
+    # form was on (the form's own URL answers only POST)
+    back = request.url.path
+    if request.method != "GET":
+        back = a_local_path(urlsplit(request.headers.get("referer", "")).path, "/contacts")
+    target = f"/login?next={quote(back)}"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

@@ -4,7 +4,7 @@ Contacts, interactions, next-meeting notes and tags are all shown on this page a
 its forms; what they share about it lives here.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.projections import poison
+from crm.projections.contacts import CONTACTS
 from crm.projections.registry import BY_NAME
 from crm.store import commands
 from crm.store.event_types import EventTypes
@@ -37,6 +38,7 @@ NOTES = FormSpec.of(
     "next-meeting-notes-written", "meeting_on", meeting_notes="notes", required=("meeting_notes",)
 )
 TAG = FormSpec.of("contact-tagged", "tag")
+UNTAG = FormSpec.of("contact-untagged", "tag")
 PROJECTIONS = ("contacts", "interactions")  # what a contact's page reads
 NOT_SHOWN = (
     "This contact cannot be shown right now: crm could not process one of its changes. Your"
@@ -74,6 +76,10 @@ PARTS = {
         "notes_form",
     ),
 }
+# the tags show among the details; the form that adds one is its own
+TAGGING = Part(
+    "contacts/_details.html", ("contacts",), "contacts/_tag_form.html", "tag-form", "tag_form"
+)
 
 
 def contact_id_in(request: Request) -> str:
@@ -127,13 +133,9 @@ async def read_interactions(
 def not_shown_yet(contact_id: str) -> dict[str, Any]:
     """A contact the write side has and the contacts projection does not show yet (created a
     moment ago, or the projection is stalled): its id, and nothing else known."""
-    return {
-        "contact_id": contact_id,
-        **dict.fromkeys(CONTACT.fields, ""),
-        "next_meeting_on": None,
-        "next_meeting_notes": None,
-        "tags": [],
-    }
+    empty = {"text": "", "text[]": []}
+    unknown = {c.name: empty.get(c.sql_type) for c in CONTACTS.table_columns if not c.nullable}
+    return {**{name: None for name in CONTACTS.columns}, **unknown, "contact_id": contact_id}
 
 
 async def page_context(
@@ -142,22 +144,32 @@ async def page_context(
     """A contact's page, read from the projections. A contact they do not show is a 404, or
     503 when one of its events is parked; with `missing_ok` (answering a write the write side
     accepted) it is stood in for, never a 404."""
-    services = services_of(request)
-    async with services.pool.connection() as conn:
-        row = await read_contact(conn, account, contact_id)
-        parked = await poison.parts_parked_for(conn, contact_id)
-        if row is None and not missing_ok:
-            if parked and await commands.owns_contact(conn, account, contact_id):
-                raise HTTPException(503, NOT_SHOWN)
-            raise NotFound()
-        interactions = await read_interactions(conn, account, contact_id)
+    async with services_of(request).pool.connection() as conn:
+        return await read_page(request, conn, account, contact_id, missing_ok)
+
+
+async def read_page(
+    request: Request,
+    conn: AsyncConnection[Any],
+    account: str,
+    contact_id: str,
+    missing_ok: bool = False,
+) -> dict[str, Any]:
+    """page_context() on a connection the caller holds."""
+    row = await read_contact(conn, account, contact_id)
+    parked = await poison.parts_parked_for(conn, contact_id)
+    if row is None and not missing_ok:
+        if parked and await commands.owns_contact(conn, account, contact_id):
+            raise HTTPException(503, NOT_SHOWN)
+        raise NotFound()
+    interactions = await read_interactions(conn, account, contact_id)
     contact = row or not_shown_yet(contact_id)
     return {
         "contact": contact,
         "interactions": interactions,
         # the projections with events about it they could not apply, named as not up to date
         "stale_parts": [BY_NAME[name].describes if name in BY_NAME else name for name in parked],
-        **blank_forms(services.types, contact),
+        **blank_forms(services_of(request).types, contact),
     }
 
 
@@ -184,6 +196,10 @@ class ContactWrite:
     def payload(self) -> dict[str, str]:
         return self.spec.payload(self.form)
 
+    # what the answer reads, read on the command's connection once it succeeded: a write that is
+    # saved is never answered 503 for want of a second connection
+    _read: dict[str, Any] = field(default_factory=dict)
+
     async def attempt(self, command: Command) -> commands.Done | None:
         """Run the command if the form is valid. Only the write side says whether the contact
         exists and is the account's (404 if not), never a projection, which may lag: a command
@@ -193,18 +209,30 @@ class ContactWrite:
             async with services_of(self.request).pool.connection() as conn:
                 if not await commands.owns_contact(conn, self.account, self.contact_id):
                     raise NotFound()
-        return await attempt(self.request, self.form, command, self.spec.form_fields)
+        fields = self.spec.form_fields
+        return await attempt(self.request, self.form, command, fields, then=self._read_answer)
+
+    async def _read_answer(self, conn: AsyncConnection[Any]) -> None:
+        if is_htmx(self.request):
+            self._read["context"] = await read_page(
+                self.request, conn, self.account, self.contact_id, missing_ok=True
+            )
+        else:
+            row = await read_contact(conn, self.account, self.contact_id)
+            self._read["shown"] = row is not None
 
     async def context(self) -> dict[str, Any]:
         """The page's context for answering this write."""
+        if "context" in self._read:
+            return dict(self._read["context"])
         return await page_context(self.request, self.account, self.contact_id, missing_ok=True)
 
     async def shown(self) -> bool:
-        async with services_of(self.request).pool.connection() as conn:
-            return await read_contact(conn, self.account, self.contact_id) is not None
+        """Whether the contacts projection shows the contact (read when the write was saved)."""
+        return bool(self._read.get("shown"))
 
 
-async def respond(
+async def respond_on_page(
     write: ContactWrite,
     done: commands.Done | None,
     part: Part,

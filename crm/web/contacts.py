@@ -7,7 +7,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crm.projections.contacts import CONTACTS
+from crm.projections.contacts import CONTACTS, MAX_TAGS
 from crm.store import commands
 from crm.web.answers import (
     Answer,
@@ -24,14 +24,15 @@ from crm.web.contact_page import (
     PARTS,
     PROJECTIONS,
     TAG,
+    TAGGING,
+    UNTAG,
     ContactWrite,
-    Part,
     contact_id_in,
     page_context,
     read_contact,
+    respond_on_page,
 )
-from crm.web.contact_page import respond as respond_on_page
-from crm.web.forms import Form, FormSpec, posted_form
+from crm.web.forms import Form, posted_form
 from crm.web.listing import PER_PAGE, Listing, like
 from crm.web.params import a_choice
 from crm.web.requests import NotFound, is_htmx, services_of
@@ -48,12 +49,6 @@ SORTS = {
 }
 # a list filter's URL parameter -> its condition on the contact's row
 FILTERS = {"tag": "%(tag)s = ANY(tags)"}
-UNTAG = FormSpec.of("contact-untagged", "tag")
-# the tags show among the details; the form that adds one is its own
-TAGGING = Part(
-    "contacts/_details.html", ("contacts",), "contacts/_tag_form.html", "tag-form", "tag_form"
-)
-MAX_TAGS = 50  # per contact: each tag event copies the contact's list
 # Characters of a contact's rendered notes the list reads: enough for its 90-character snippet
 # (templating.plain_text), where the whole note may be ~100 KB of HTML and every row's would be
 # cleaned on the event loop.
@@ -254,8 +249,8 @@ async def untag(request: Request) -> Response:
 
 
 async def _refuse_too_many_tags(write: ContactWrite) -> None:
-    """At most MAX_TAGS per contact, counted on the projection: a few more may slip in while
-    it lags (the fold copes), a flood cannot."""
+    """At most MAX_TAGS per contact, counted on the projection (whose fold keeps the bound
+    when a burst outruns this count)."""
     if not write.form.ok:
         return
     async with services_of(write.request).pool.connection() as conn:

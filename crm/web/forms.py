@@ -5,7 +5,6 @@ import unicodedata
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from functools import cache
 from typing import Any
 
@@ -13,7 +12,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from crm.store.event_types import EventTypes
-from crm.store.fields import FieldRule, Kind, field_rules
+from crm.store.fields import NOT_AN_EMAIL, FieldRule, Kind, field_rules
 from crm.store.validation import InvalidPayload
 from crm.text import (
     breaks_multi_line,
@@ -24,7 +23,6 @@ from crm.text import (
     is_visible,
 )
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # One mailbox, written plainly: no list separators, display names, comments, quoting or route
 # syntax ("a,b@c.d" or "x<root>@y.z" would address someone else than the account holder).
 _EMAIL = re.compile(r"^[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+\.[^@\s,;:<>()\[\]\\\"]+$")
@@ -57,7 +55,9 @@ class Form:
     def read(cls, form: FormData, names: tuple[str, ...]) -> "Form":
         read = cls({})
         for name in names:
-            read.values[name] = read._text(form, name).strip()
+            # a plain form post sends a textarea's line breaks as CRLF, htmx as LF: one text,
+            # one length, whichever sent it
+            read.values[name] = read._text(form, name).replace("\r\n", "\n").strip()
             if "\x00" in read.values[name]:  # PostgreSQL text cannot hold it: refuse, not a 500
                 read.values[name] = read.values[name].replace("\x00", "")
                 read.fail(name, "must not contain NUL characters")
@@ -113,28 +113,12 @@ class Form:
         if found is not None:
             self.fail(name, f"{problem} (found {_describe(found)})")
 
-    def at_most(self, name: str, length: int) -> None:
-        if len(self.values[name]) > length:
-            self.fail(name, f"must be at most {length:,} characters")
-
-    def a_date(self, name: str) -> None:
-        value = self.values[name]
-        if not value:
-            return
-        try:
-            if _DATE.match(value):
-                date.fromisoformat(value)
-                return
-        except ValueError:
-            pass
-        self.fail(name, "must be a date written YYYY-MM-DD")
-
     def an_email(self, name: str) -> None:
         value = self.values[name]
         # "=?" starts an RFC 2047 encoded word, which the email package decodes in a To header
         # (crm/jobs/mail.py, header_text); no one's mailbox needs it
         if value and (not _EMAIL.match(value) or "=?" in value):
-            self.fail(name, "must be an e-mail address like you@example.com")
+            self.fail(name, NOT_AN_EMAIL)
 
     def a_time_zone(self, name: str) -> None:
         if self.values[name] and self.values[name] not in time_zones():

@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from crm.bootstrap import Services
+from crm.web.routing import Routes
+
+routes = Routes()
 
 PARKED_LISTED = 20
 
@@ -64,6 +67,7 @@ def _class_name(text: str) -> str:
     return text if text.isidentifier() else "unknown"
 
 
+@routes.get("/health")
 async def health(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     projector = services.projector

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from crm.store import commands
 from crm.web.answers import not_yet, still_pending
-from crm.web.contact_page import INTERACTION, PARTS, ContactWrite, respond
+from crm.web.contact_page import INTERACTION, PARTS, ContactWrite, respond_on_page
 from crm.web.listing import PER_PAGE, Listing
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -65,4 +65,4 @@ async def record(request: Request) -> Response:
         )
     )
     message = f"Recorded the interaction of {write.form['interacted_on']}."
-    return await respond(write, done, PARTS["interactions"], message, write.payload)
+    return await respond_on_page(write, done, PARTS["interactions"], message, write.payload)

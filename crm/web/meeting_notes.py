@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from crm.rendering import RENDER_BUDGET, Renderer, RendererUnavailable, RenderFailed
 from crm.store import commands
-from crm.web.contact_page import NOTES, PARTS, ContactWrite, respond
+from crm.web.contact_page import NOTES, PARTS, ContactWrite, respond_on_page
 from crm.web.forms import Form
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -51,14 +51,14 @@ async def check_renders_in_time(renderer: Renderer, form: Form, name: str, accou
 
 
 @routes.post("/contacts/{contact_id}/next_meeting", "PUT")
-async def write(request: Request) -> Response:
-    posted = await ContactWrite.read(request, NOTES)
+async def write_notes(request: Request) -> Response:
+    write = await ContactWrite.read(request, NOTES)
     checker = services_of(request).note_checker
-    await check_renders_in_time(checker, posted.form, "meeting_notes", posted.account)
-    done = await posted.attempt(
+    await check_renders_in_time(checker, write.form, "meeting_notes", write.account)
+    done = await write.attempt(
         lambda conn, types: commands.append_about_contact(
-            conn, types, NOTES.event_type, posted.account, posted.contact_id, posted.payload
+            conn, types, NOTES.event_type, write.account, write.contact_id, write.payload
         )
     )
     message = "Saved the notes for the next meeting."
-    return await respond(posted, done, PARTS["notes"], message, posted.payload)
+    return await respond_on_page(write, done, PARTS["notes"], message, write.payload)

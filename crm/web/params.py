@@ -9,7 +9,7 @@ import re
 from collections.abc import Container
 
 from crm.ids import canonical_uuid
-from crm.text import is_control
+from crm.text import is_control, is_direction_control
 
 # ASCII digits only: str.isdigit() accepts "²" and other Unicode digits that int() refuses, and
 # int() refuses more than 4,300 digits. 18 digits always fit PostgreSQL's bigint.
@@ -44,12 +44,17 @@ def a_choice(raw: str | None, choices: Container[str], default: str) -> str:
 
 
 def a_search_text(raw: str | None) -> str:
-    """Search words: control characters made spaces, trimmed, at most SEARCH_LENGTH characters.
+    """Search words: control characters made spaces, direction controls dropped, trimmed, at most
+    SEARCH_LENGTH characters.
 
-    Cleaned rather than refused: a search box has no field to put an error beside, and names
-    cannot contain control characters (the forms refuse them), so they could never match.
+    Cleaned rather than refused: a search box has no field to put an error beside, and names and
+    tags cannot contain these characters (the forms refuse them), so they could never match. A
+    direction control would let a crafted link make the page that repeats the search say
+    something else ("tagged “friends”" written backwards).
     """
-    text = "".join(" " if is_control(char) else char for char in raw or "")
+    text = "".join(
+        " " if is_control(char) else char for char in raw or "" if not is_direction_control(char)
+    )
     return text.strip()[:SEARCH_LENGTH]
 
 

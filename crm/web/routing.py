@@ -1,7 +1,6 @@
 """Routes declared beside their handlers: `@routes.get(path)` on each handler of a module."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +24,3 @@ class Routes(list[Route]):
 
     def post(self, path: str, *also: str) -> Callable[[Endpoint], Endpoint]:
         return self.route(path, "POST", *also)
-
-    def any(self, path: str, endpoint: Callable[[Request], Any]) -> None:
-        """A route for every method (the SSE stream, a redirect)."""
-        self.append(Route(path, endpoint))

@@ -16,7 +16,10 @@ from starlette.responses import Response
 from crm.broadcaster import Broadcaster
 from crm.web.params import a_position
 from crm.web.requests import services_of
+from crm.web.routing import Routes
 from crm.web.security import LoginRequired, current_account
+
+routes = Routes()
 
 # The projections pages show; the accounts projection is read only at log-in.
 LIVE = ("contacts", "interactions", "meeting_notes_emails")
@@ -39,6 +42,7 @@ def _last_seen(request: Request) -> int | None:
     return header if header is not None else a_position(request.query_params.get("since"))
 
 
+@routes.get("/stream")
 async def stream(request: Request) -> Response:
     try:
         account = current_account(request)
