@@ -212,6 +212,15 @@ class ContactWrite:
         fields = self.spec.form_fields
         return await attempt(self.request, self.form, command, fields, then=self._read_answer)
 
+    async def append(self) -> commands.Done | None:
+        """attempt() the plain command for the spec's event: appended about the contact, once
+        the write side has found the contact is the account's."""
+        return await self.attempt(
+            lambda conn, types: commands.append_about_contact(
+                conn, types, self.spec.event_type, self.account, self.contact_id, self.payload
+            )
+        )
+
     async def _read_answer(self, conn: AsyncConnection[Any]) -> None:
         if is_htmx(self.request):
             self._read["context"] = await read_page(

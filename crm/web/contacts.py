@@ -226,24 +226,15 @@ async def delete(request: Request) -> Response:
 async def tag(request: Request) -> Response:
     write = await ContactWrite.read(request, TAG)
     await _refuse_too_many_tags(write)
-    done = await write.attempt(
-        lambda conn, types: commands.append_about_contact(
-            conn, types, TAG.event_type, write.account, write.contact_id, write.payload
-        )
-    )
-    return await respond_on_page(
-        write, done, TAGGING, f"Tagged {write.form['tag']}.", write.payload
-    )
+    done = await write.append()
+    message = f"Tagged {write.form['tag']}."
+    return await respond_on_page(write, done, TAGGING, message, write.payload)
 
 
 @routes.post(CONTACT_PAGE + "/tags/delete")
 async def untag(request: Request) -> Response:
     write = await ContactWrite.read(request, UNTAG)
-    done = await write.attempt(
-        lambda conn, types: commands.append_about_contact(
-            conn, types, UNTAG.event_type, write.account, write.contact_id, write.payload
-        )
-    )
+    done = await write.append()
     message = f"Removed the tag {write.form['tag']}."
     return await respond_on_page(write, done, TAGGING, message, {**write.payload, "untag": True})
 
