@@ -37,7 +37,13 @@ def main() -> None:
             page.locator("#new-contact").get_by_label("Contact method").fill(method)
             add_inline(page, name, description)
             page.wait_for_selector(f"#contact-list >> text={name}")
-        page.locator("#contact-list").get_by_role("link", name="Grace Hopper").click()
+        for name, tags in (("Katherine Johnson", ("NASA",)), ("Grace Hopper", ("Navy", "COBOL"))):
+            page.goto("/contacts")
+            page.locator("#contact-list").get_by_role("link", name=name).click()
+            for tag in tags:
+                page.get_by_label("Tag", exact=True).fill(tag)
+                page.get_by_role("button", name="Add tag").click()
+                page.wait_for_selector(f"#details:not(.pending) .tags >> text={tag}")
         for day, notes in (
             ("2026-10-14", "Coffee at the harbour. She wants the compiler history for her talk."),
             ("2026-11-20", "Call: agreed to meet in December at the museum."),
