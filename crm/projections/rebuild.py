@@ -276,8 +276,13 @@ async def _catch_up_and_swap(
     async with conn.transaction():
         for projection in sorted(projections, key=lambda p: p.name):
             await positions.lock_position(conn, projection.name)
+        # up to the head as it is now, not as it grows: under steady writes a loop that chased
+        # the head would keep this transaction, and the projections' locks, open for ever. What
+        # commits later the live projector applies after the swap, from the position recorded.
+        head = await head_position(conn)
         position = built_upto
-        while events := await read_batch(conn, types, position, 10_000):
+        while position < head and (events := await read_batch(conn, types, position, 10_000)):
+            events = [event for event in events if event.position <= head]
             for projection in projections:
                 shadow = shadow_name(projection.table)
                 await _apply_or_park(conn, projection, events, shadow, renderer, parked)
