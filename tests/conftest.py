@@ -26,7 +26,8 @@ from harness.browser import ARGS, CHROMIUM
 from harness.processes import App
 from tests import support
 
-_TEMPLATE = "crm_test_template"
+# per test session: another session on the same server (a scaffolded copy's) builds its own
+_TEMPLATE = f"crm_test_template_{os.getpid()}"
 
 # Property tests: in CI the same examples every run (a fixed seed, no example database), a
 # bounded count, and a failing example reported as found: shrinking one that a slow handler fails
@@ -84,13 +85,15 @@ def server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def template_url(server_url: str) -> str:
+async def template_url(server_url: str) -> AsyncIterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(_TEMPLATE)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_TEMPLATE)))
     url = _with_database(server_url, _TEMPLATE)
     await prepare_database(url)
-    return url
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(_TEMPLATE)))
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from crm.projections.projector import catch_up
 from crm.projections.rebuild import rebuild
 from crm.store.event_types import EventTypes, load_event_types
 from crm.store.events import Event, append
+from tests.support import renderer
 
 ACCOUNT = "0b6a3f0e-5d1c-4e8a-9c2b-7f4e1a2d3c5b"
 CONTACT = "5e1d2c3b-4a59-4687-b6c5-d4e3f2a1b0c9"
@@ -100,9 +101,9 @@ class Story:
         async with await AsyncConnection.connect(db_url, autocommit=True) as conn:
             use_text_for_ids_and_dates(conn)
             await _append(conn, types, self.numbered())
-            await catch_up(db_url, types, [projection])
+            await catch_up(db_url, types, [projection], renderer)
             live = await self._rows_in(conn)
-            await rebuild(db_url, types, [projection])
+            await rebuild(db_url, types, [projection], renderer=renderer)
             replayed = await self._rows_in(conn)
         assert self._without_html(live) == folded, "the live driver differs from the fold"
         assert self._without_html(replayed) == folded, "replay differs from the fold"

@@ -35,7 +35,7 @@ from crm.projections.registry import ALL
 from crm.store import commands
 from crm.store.event_types import load_event_types
 from harness.processes import App, free_port, run_module
-from tests.support import contact_details, sign_up
+from tests.support import contact_details, renderer, sign_up
 
 UTC = ZoneInfo("UTC")
 
@@ -110,7 +110,7 @@ async def contact_with_notes(conn, types, account_id: str, name: str, day: str, 
 
 
 async def project(db_url: str, types) -> None:
-    await catch_up(db_url, types, ALL)
+    await catch_up(db_url, types, ALL, renderer)
 
 
 def at(text: str) -> datetime:
@@ -280,7 +280,7 @@ async def test_replaying_every_projection_sends_nothing_and_resurrects_nothing(
     await project(db_url, types)
     job = job_for(pool, types, smtp)
     await job.run(at("2026-12-03T06:00:00+00:00"))
-    await rebuild(db_url, types, ALL)
+    await rebuild(db_url, types, ALL, renderer=renderer)
     assert await pending_rows(conn) == []
     assert not (await job.run(at("2026-12-03T06:30:00+00:00"))).due
     assert len(smtp.inbox.messages) == 1

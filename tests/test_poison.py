@@ -442,7 +442,7 @@ async def test_notes_that_did_not_change_are_not_rendered_again(db_url, types, c
         contact,
         {"meeting_on": "2026-12-24", "notes": "*hi*"},
     )
-    await catch_up(db_url, types, list(ALL))
+    await catch_up(db_url, types, list(ALL), renderer)
     await commands.edit_contact(conn, types, account, contact, contact_details("Ada B"))
     refusing = Renderer(render_all=render_nothing)
     try:

@@ -88,7 +88,7 @@ async def test_replay_during_concurrent_appends_swaps_in_an_identical_table(db_u
 
     background = [asyncio.create_task(keep_appending()), asyncio.create_task(keep_reading())]
     try:
-        result = await rebuild(db_url, types, ALL)
+        result = await rebuild(db_url, types, ALL, renderer=renderer)
         reads, appends = len(seen), len(appended)
         await eventually(
             lambda: len(seen) > reads + 20 and len(appended) > appends,
@@ -122,8 +122,8 @@ async def index_names(conn: AsyncConnection[Any]) -> list[tuple[str, str]]:
 
 async def test_a_rebuilt_table_keeps_its_index_and_constraint_names(db_url, types, conn):
     before = await index_names(conn)
-    await rebuild(db_url, types, ALL)
-    await rebuild(db_url, types, ALL)
+    await rebuild(db_url, types, ALL, renderer=renderer)
+    await rebuild(db_url, types, ALL, renderer=renderer)
     assert await index_names(conn) == before
     assert ("projected_contacts", "projected_contacts_account_lower_name") in before
 
@@ -131,13 +131,13 @@ async def test_a_rebuilt_table_keeps_its_index_and_constraint_names(db_url, type
 async def test_a_failed_replay_leaves_the_live_projection_untouched(db_url, types, conn):
     workload = await accounts_and_workload(conn, types, 2)
     await append_workload(conn, types, workload, 300)
-    await rebuild(db_url, types, [CONTACTS])
+    await rebuild(db_url, types, [CONTACTS], renderer=renderer)
     before = await (await conn.execute("TABLE projected_contacts ORDER BY contact_id")).fetchall()
     positions_before = await positions(conn)
     # the shadow's index cannot be made: a failure of the replay itself, not of an event
     failing = replace(CONTACTS, indexes=(Index("broken", ("no_such_column",)),))
     with pytest.raises(psycopg.errors.UndefinedColumn):
-        await rebuild(db_url, types, [failing])
+        await rebuild(db_url, types, [failing], renderer=renderer)
     after = await (await conn.execute("TABLE projected_contacts ORDER BY contact_id")).fetchall()
     assert after == before
     assert await positions(conn) == positions_before
@@ -158,7 +158,7 @@ async def test_a_replay_parks_the_events_a_fold_fails_on_and_applies_the_rest(db
         raise RuntimeError("a bug in a fold function")
 
     failing = replace(CONTACTS, handlers={**CONTACTS.handlers, "contact-edited": broken})
-    result = await rebuild(db_url, types, [failing])
+    result = await rebuild(db_url, types, [failing], renderer=renderer)
 
     assert len(result.parked) == edits[0]
     assert {item.event.type for item in result.parked} == {"contact-edited"}
@@ -168,7 +168,7 @@ async def test_a_replay_parks_the_events_a_fold_fails_on_and_applies_the_rest(db
     ).fetchone()
     assert parked == (edits[0], "contacts")
     # after the fix, a replay applies them and nothing stays parked
-    fixed = await rebuild(db_url, types, [CONTACTS])
+    fixed = await rebuild(db_url, types, [CONTACTS], renderer=renderer)
     assert fixed.parked == []
     assert await (await conn.execute("SELECT count(*) FROM parked_events")).fetchone() == (0,)
     assert await differences(conn, types, CONTACTS) == 0
@@ -214,7 +214,7 @@ async def test_a_contact_id_written_in_capitals_is_still_one_contact(db_url, typ
         "notes": "hi",
     }
     await append(conn, types, "next-meeting-notes-written", payload, account)
-    await catch_up(db_url, types, ALL)
+    await catch_up(db_url, types, ALL, renderer)
 
     cursor = await conn.execute(
         "SELECT contact_id, name, next_meeting_notes FROM projected_contacts"
@@ -236,7 +236,7 @@ async def test_a_read_model_never_refuses_what_the_write_side_accepted(db_url, t
         "contact_method": "",
     }
     await append(conn, types, "contact-created", twin, account)
-    await catch_up(db_url, types, ALL)
+    await catch_up(db_url, types, ALL, renderer)
     result = await rebuild(db_url, types, ALL, renderer=renderer)
 
     assert result.parked == []

@@ -4,9 +4,8 @@ refused, with nothing written.
 The first test works on a copy of the checkout (what git would commit: tracked and new files,
 not ignored ones), runs the scaffolds and the commands they print there as subprocesses, with
 the copy first on the path, then the generated test and the tests about what it touched.
-The copy's tests start their own PostgreSQL: tests/conftest.py rebuilds a template database of a
-fixed name on its server, which on this session's server would replace this session's template
-with one built from the copy's schemas and projections.
+The copy's tests use this session's PostgreSQL server, with a template database of their own
+(tests/conftest.py names it after the process).
 """
 
 import ast
@@ -56,10 +55,10 @@ def copy_of_the_checkout(target: Path) -> Path:
     return target
 
 
-def run_in(copy: Path, *command: str) -> str:
+def run_in(copy: Path, *command: str, server_url: str | None = None) -> str:
     """`python <command>` in the copy, importing the copy's crm; its output, or the failure."""
-    env = {**os.environ, "PYTHONPATH": str(copy)}
-    env.pop("CRM_TEST_DATABASE_URL", None)  # see the module's docstring
+    database = {"CRM_TEST_DATABASE_URL": server_url} if server_url else {}
+    env = {**os.environ, "PYTHONPATH": str(copy), **database}
     done = subprocess.run(
         [sys.executable, *command], cwd=copy, env=env, capture_output=True, text=True, timeout=180
     )
@@ -68,7 +67,9 @@ def run_in(copy: Path, *command: str) -> str:
     return output
 
 
-def test_a_new_event_and_projection_pass_the_tests_as_scaffolded(tmp_path: Path) -> None:
+def test_a_new_event_and_projection_pass_the_tests_as_scaffolded(
+    tmp_path: Path, server_url: str
+) -> None:
     copy = copy_of_the_checkout(tmp_path)
     said = run_in(copy, "-m", "crm.scaffold", "event", NEW_EVENT, "--description", "Starred.")
     assert LOCK_COMMAND in said and DOCS_COMMAND in said
@@ -87,7 +88,8 @@ def test_a_new_event_and_projection_pass_the_tests_as_scaffolded(tmp_path: Path)
     python = [*written[1:], "crm/projections/registry.py"]
     run_in(copy, "-m", "ruff", "check", "--no-cache", *python)
     run_in(copy, "-m", "ruff", "format", "--check", "--no-cache", *python)
-    said = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CONCERNED)
+    pytest_args = ("-m", "pytest", "-q", "-p", "no:cacheprovider", *CONCERNED)
+    said = run_in(copy, *pytest_args, server_url=server_url)
     assert " passed" in said and "skipped" not in said, said
 
 

@@ -364,13 +364,15 @@ async def catch_up(
     url: str,
     types: EventTypes,
     projections: Sequence[Projection[Any]],
+    renderer: Renderer | None = None,  # one made and closed here, or the caller's
 ) -> None:
     """Bring projections up to date once, from a command-line tool.
 
     Safe beside a running app: every batch holds the projection's position lock. A failing
     event is parked at once (no one is waiting for a retry here).
     """
-    renderer = Renderer()
+    own = renderer is None
+    renderer = renderer or Renderer()
     settings = ProjectorSettings(park_after=1)
     projector = Projector(url, types, projections, Broadcaster(), renderer, settings)
     try:
@@ -379,4 +381,5 @@ async def catch_up(
                 while await projector.apply_next_batch(conn, projection):
                     pass
     finally:
-        renderer.close()
+        if own:
+            renderer.close()
