@@ -200,6 +200,9 @@ async def write_table(
     count = await copy_rows(conn, projection, into, rows)
     for statement in projection.create_indexes(into):
         await conn.execute(statement)
+    # a new table has no statistics: until autovacuum comes by, the planner would take an
+    # account's 10,000 rows for a few and sort them all for a page of 50
+    await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(into)))
     return count
 
 

@@ -56,12 +56,15 @@ SNIPPET_SOURCE = 2000
 
 
 def _list_columns() -> sql.Composed:
-    """Every column of the contacts projection, HTML cut to what the list's snippet needs."""
+    """The contacts projection's columns as the list reads them: rendered notes cut to what its
+    snippet needs, and their Markdown sources (up to 20,000 characters each) left out."""
+    html = CONTACTS.markdown_columns
     return sql.SQL(", ").join(
         sql.SQL("left({0}, {1}) AS {0}").format(sql.Identifier(name), SNIPPET_SOURCE)
-        if name in CONTACTS.markdown_columns
+        if name in html
         else sql.Identifier(name)
         for name in CONTACTS.columns
+        if name not in html.values()
     )
 
 
