@@ -110,10 +110,21 @@ async def stream_from_thread(
         except BaseException as error:  # handed to the caller, raised there
             hand_over(error)
 
+    def take() -> list[Event] | BaseException | None:
+        # in short waits: a caller cancelled mid-stream (a shutdown during a rebuild) sets stop,
+        # and a thread blocked in get() for ever would hold the loop's executor, and its
+        # shutdown, for ever
+        while not stop.is_set():
+            try:
+                return chunks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
     reader = threading.Thread(target=read, name="crm-event-reader", daemon=True)
     reader.start()
     try:
-        while (item := await asyncio.to_thread(chunks.get)) is not None:
+        while (item := await asyncio.to_thread(take)) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
