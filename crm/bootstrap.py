@@ -21,6 +21,7 @@ from crm.projections.base import Projection
 from crm.projections.projector import Projector, ProjectorSettings
 from crm.projections.registry import ALL
 from crm.rendering import Renderer
+from crm.roles import runtime_url
 from crm.settings import Settings
 from crm.store.event_types import EventTypes, load_event_types, sync_event_types
 from crm.store.events import head_position
@@ -31,10 +32,18 @@ JOB_WAITS_FOR_PROJECTIONS = 30.0  # seconds
 POOL_TIMEOUT = 2.0  # seconds
 
 
-async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
-    """Apply sql/, load schemas/ into event_types, and create and register the projections."""
+@dataclass(frozen=True)
+class Prepared:
+    url: str  # what everything connects with from now on: the runtime role's (crm/roles.py)
+    types: EventTypes
+
+
+async def prepare(url: str, projections: Sequence[Projection[Any]] = ALL) -> Prepared:
+    """Make the runtime role ready through `url`, then, as that role (so that it owns them),
+    apply sql/, load schemas/ into event_types, and create and register the projections."""
+    runtime = await runtime_url(url)
     types = load_event_types()
-    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await AsyncConnection.connect(runtime, autocommit=True) as conn:
         await migrate(conn)
         async with conn.transaction():
             types = await sync_event_types(conn, types)
@@ -43,7 +52,12 @@ async def prepare_database(url: str, projections: Sequence[Projection[Any]] = AL
             stream_empty = await head_position(conn) == 0
             for projection in projections:
                 await tables.install(conn, projection, stream_empty)
-    return types
+    return Prepared(runtime, types)
+
+
+async def prepare_database(url: str, projections: Sequence[Projection[Any]] = ALL) -> EventTypes:
+    """prepare(), for a caller that needs only the event types."""
+    return (await prepare(url, projections)).types
 
 
 @dataclass
@@ -92,7 +106,8 @@ async def running_services(
     run_jobs: bool = True,
     renderer: Renderer | None = None,  # the projector's: a test's, or one made and closed here
 ) -> AsyncIterator[Services]:
-    types = await prepare_database(url, projections)
+    prepared = await prepare(url, projections)
+    url, types = prepared.url, prepared.types
     broadcaster = Broadcaster()
     # two workers: a flood of notes checked at the write never queues ahead of the projections
     own_renderer = renderer is None

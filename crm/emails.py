@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from psycopg_pool import AsyncConnectionPool
 
 from crm import settings as settings_module
-from crm.bootstrap import morning_email_job, prepare_database
+from crm.bootstrap import morning_email_job, prepare
 from crm.database import open_database
 from crm.jobs.morning_email import DueEmail, MorningEmail, compose_error
 from crm.projections.accounts import ACCOUNTS
@@ -66,7 +66,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _run(url: str, settings: settings_module.Settings, args: argparse.Namespace) -> int:
-    types = await prepare_database(url)
+    prepared = await prepare(url)  # then as the runtime role, which owns the tables
+    url, types = prepared.url, prepared.types
     await catch_up(url, types, [ACCOUNTS, MEETING_NOTES_EMAILS])
     now = args.now or datetime.now(UTC)
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:

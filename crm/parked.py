@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from crm import settings as settings_module
-from crm.bootstrap import prepare_database
+from crm.bootstrap import prepare
 from crm.database import open_database
 from crm.projections import poison
 from crm.projections.rebuild import rebuild
@@ -59,7 +59,8 @@ async def _list(url: str, tracebacks: bool) -> list[dict[str, Any]]:
 
 
 async def _run(url: str, args: argparse.Namespace) -> int:
-    types = await prepare_database(url, ALL)
+    prepared = await prepare(url, ALL)  # then as the runtime role, which owns the tables
+    url, types = prepared.url, prepared.types
     parked = await _list(url, args.tracebacks)
     if not args.retry or not parked:
         return 1 if parked else 0

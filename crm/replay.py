@@ -13,7 +13,7 @@ import sys
 from tqdm import tqdm
 
 from crm import settings as settings_module
-from crm.bootstrap import prepare_database
+from crm.bootstrap import prepare
 from crm.database import open_database
 from crm.projections.rebuild import rebuild
 from crm.projections.registry import ALL, BY_NAME
@@ -43,7 +43,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 async def _replay(url: str, names: list[str], quiet: bool) -> None:
     chosen = [BY_NAME[name] for name in names] if names else list(ALL)
-    types = await prepare_database(url, ALL)
+    prepared = await prepare(url, ALL)  # then as the runtime role, which owns the tables
+    url, types = prepared.url, prepared.types
     with tqdm(
         unit=" events", disable=quiet, file=sys.stderr, desc="replaying", smoothing=0.1
     ) as bar:
