@@ -3,7 +3,9 @@
 A missing or malformed value fails at start-up with the variable's name in the message.
 """
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +27,18 @@ class Settings:
     email_hour: int
     log_level: str
     cookie_secure: bool
+    # Host header values answered (TrustedHostMiddleware); anything else gets 400
+    allowed_hosts: tuple[str, ...]
+    # `Authorization: Bearer <it>` shows /health's details to a remote operator; None: no token
+    operator_token: str | None
+
+
+# Starlette keeps the brackets of an IP literal in the host it compares ("[::1]:8000" is
+# "[::1]"), so IPv6 addresses are kept bracketed
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+MIN_OPERATOR_TOKEN = 32
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 
 
 def _default_data_dir() -> Path:
@@ -64,6 +78,38 @@ def _flag(environ: dict[str, str], name: str) -> bool:
     raise SettingError(f"{name} must be true or false, got {raw!r}")
 
 
+def _allowed_hosts(environ: dict[str, str]) -> tuple[str, ...]:
+    raw = environ.get("CRM_ALLOWED_HOSTS") or ""
+    if not raw.strip():
+        return DEFAULT_ALLOWED_HOSTS
+    return tuple(_host_pattern(entry.strip().lower(), raw) for entry in raw.split(","))
+
+
+def _host_pattern(entry: str, raw: str) -> str:
+    """A host name or IPv4 address, "*.example.com", "*" (any host), or an IPv6 address."""
+    try:
+        return f"[{ipaddress.IPv6Address(entry.removeprefix('[').removesuffix(']')).compressed}]"
+    except ValueError:
+        pass
+    if entry == "*" or _HOST_NAME.fullmatch(entry):
+        return entry
+    raise SettingError(
+        "CRM_ALLOWED_HOSTS must be host names without scheme or port, separated by commas"
+        f" (like localhost,crm.example.com,*.example.org,::1), got {raw!r}"
+    )
+
+
+def _operator_token(environ: dict[str, str]) -> str | None:
+    raw = environ.get("CRM_OPERATOR_TOKEN") or None
+    if raw is not None and (len(raw) < MIN_OPERATOR_TOKEN or not raw.isprintable() or " " in raw):
+        raise SettingError(
+            f"CRM_OPERATOR_TOKEN must be at least {MIN_OPERATOR_TOKEN} characters without spaces"
+            f" (python -c 'import secrets; print(secrets.token_urlsafe(32))'), got"
+            f" {len(raw)} characters"
+        )
+    return raw
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     return Settings(
@@ -77,4 +123,6 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         email_hour=_int(env, "CRM_EMAIL_HOUR", 7, 0, 23),
         log_level=(env.get("CRM_LOG_LEVEL") or "INFO").upper(),
         cookie_secure=_flag(env, "CRM_COOKIE_SECURE"),
+        allowed_hosts=_allowed_hosts(env),
+        operator_token=_operator_token(env),
     )

@@ -27,6 +27,7 @@ _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
 # argon2 at its lowest cost: its strength is not under test, and at the defaults each sign-up
 # and log-in takes ~0.1 s of CPU. Apps run by `python -m crm` keep the defaults.
 CHEAP_PASSWORDS = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+LOCAL = ("127.0.0.1", 50000)
 
 
 @contextmanager
@@ -44,13 +45,16 @@ def app_client(
     app = create_app(
         settings, projector_settings, renderer, CHEAP_PASSWORDS, projections=projections
     )
-    with TestClient(app, base_url=base_url, follow_redirects=False) as client:
+    # a local client, as an operator on the machine: /health shows it its details
+    with TestClient(app, base_url=base_url, follow_redirects=False, client=LOCAL) as client:
         yield client
 
 
 def another_browser(client: TestClient) -> TestClient:
     """A second client with its own cookies, on the same running app and event loop."""
-    other = TestClient(client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    other = TestClient(
+        client.app, base_url="http://127.0.0.1", follow_redirects=False, client=LOCAL
+    )
     other.portal = client.portal  # requests run on the loop that owns the app's services
     return other
 

@@ -1,6 +1,7 @@
 """Sending a message: over SMTP (CRM_SMTP_URL), or into an outbox folder for development."""
 
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -88,15 +89,23 @@ class SmtpTransport:
 
 @dataclass(frozen=True)
 class OutboxTransport:
-    """Development default: each message becomes an .eml file that any mail client opens."""
+    """Development default: each message becomes an .eml file that any mail client opens.
+
+    The messages quote meeting notes: the folder is the owner's alone (0700, an existing one's
+    mode is corrected) and so is every file (0600), whatever the umask.
+    """
 
     directory: Path
 
     def send(self, message: EmailMessage) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
         name = str(message["Message-ID"]).strip("<>").replace("/", "_").replace("@", "_at_")
         path = self.directory / f"{name}.eml"
-        path.write_bytes(bytes(message))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(path, flags, 0o600), "wb") as file:
+            os.fchmod(file.fileno(), 0o600)  # a file written before, under another mode
+            file.write(bytes(message))
         log.info("wrote %s", path)
 
 

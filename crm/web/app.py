@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -29,6 +30,7 @@ from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import Settings
 from crm.web import auth, contacts, health, interactions, meeting_notes, stream
+from crm.web.headers import NO_STORE, SECURITY_HEADERS, SecurityHeaders
 from crm.web.limits import BodyLimit
 from crm.web.params import a_local_path
 from crm.web.requests import NotFound, is_htmx
@@ -105,11 +107,19 @@ def _database_is_restarting(request: Request) -> bool:
 def _unavailable(request: Request, message: str) -> Response:
     """503: HTML for a page, JSON for /health, plain text for htmx and everything else."""
     if request.url.path == "/health":
-        body = {"status": "unavailable", "database": message}
+        body = {"status": "unavailable"}
+        if health.may_see_details(request):
+            body["database"] = message
         return JSONResponse(body, status_code=503, headers=RETRY_AFTER)
     if is_htmx(request) or "text/html" not in request.headers.get("accept", ""):
         return PlainTextResponse(message, status_code=503, headers=RETRY_AFTER)
     return _error_page(request, 503, message, RETRY_AFTER)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # answered by Starlette's outermost middleware, which SecurityHeaders does not wrap
+    message = "crm could not answer that; try again, or tell whoever runs it."
+    return PlainTextResponse(message, status_code=500, headers=SECURITY_HEADERS | NO_STORE)
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -164,6 +174,8 @@ def create_app(
             await asyncio.to_thread(database.stop)
 
     middleware = [
+        Middleware(SecurityHeaders),  # outermost: on every answer, a refused Host's included
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key(settings),
@@ -181,9 +193,11 @@ def create_app(
         NotFound: _not_found,
         HTTPException: _http_error,
         psycopg.OperationalError: _database_error,
+        Exception: _server_error,
     }
     app = Starlette(
         routes=_routes(), middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )
     app.state.passwords = Passwords(password_hasher)
+    app.state.operator_token = settings.operator_token  # for /health's details
     return app

@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from crm.store.event_types import EventTypes
@@ -28,15 +29,26 @@ from crm.text import (
 _EMAIL = re.compile(r"^[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+\.[^@\s,;:<>()\[\]\\\"]+$")
 
 
-async def posted_form(request: Request) -> FormData:
-    """The posted form, with any file parts closed at once.
+URLENCODED = "application/x-www-form-urlencoded"
 
-    No form here takes a file (Form.read reports a field sent as one); Starlette keeps file
-    parts open, spooled in memory or on disk, until someone closes them.
+
+async def posted_form(request: Request) -> FormData:
+    """The posted form, if it came URL-encoded (as every form of crm's is sent); else 400.
+
+    Checked before the body is read: Starlette parses multipart/form-data by spooling its file
+    parts to memory or disk, and no form here takes a file. A post without a body type is an
+    empty form (a CSRF check then refuses it).
     """
-    data = await request.form()
-    await data.close()
-    return data
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if not media_type:
+        return FormData()
+    if media_type != URLENCODED:
+        raise HTTPException(
+            400,
+            f"crm takes forms sent as {URLENCODED} only (no files), not {media_type[:80]}."
+            " Send the form from crm's own page.",
+        )
+    return await request.form()
 
 
 @cache

@@ -4,12 +4,17 @@
 morning e-mail's last run stopped or left e-mails failing; or "unavailable" (503) without a
 database.
 
-It needs no login, so it says nothing about anyone's data: a parked event is listed by its
-projection, position, event type and the class of its error, never the contact it is about or
-the error's message (a unique violation's quotes the values it found). `python -m crm.parked`
-lists those for an operator.
+Anyone may ask, and is told the status alone. The details (positions, parked events, the
+morning e-mail's counts) are for an operator: a request with `Authorization: Bearer
+<CRM_OPERATOR_TOKEN>`, or one from a loopback address that no proxy forwarded (a proxy on the same
+machine connects from 127.0.0.1 too, so any forwarding header counts as "from elsewhere"). Even
+then they name no one: a parked event is listed by its projection, position, event type and the
+class of its error, never the contact it is about or the error's message (a unique violation's
+quotes the values it found). `python -m crm.parked` lists those.
 """
 
+import hmac
+import ipaddress
 from typing import Any
 
 import psycopg
@@ -23,6 +28,41 @@ from crm.web.routing import Routes
 routes = Routes()
 
 PARKED_LISTED = 20
+# headers a reverse proxy adds (nginx's X-Real-IP, Apache's Via...): a request carrying any of
+# them came through one, whatever address it arrived from
+FORWARDING_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "via",
+)
+
+
+def may_see_details(request: Request) -> bool:
+    """An operator's request: the operator token, or a local client that no proxy forwarded."""
+    return _has_operator_token(request) or _is_local(request)
+
+
+def _has_operator_token(request: Request) -> bool:
+    token: str | None = request.app.state.operator_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if token is None or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _is_local(request: Request) -> bool:
+    if request.client is None or any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:  # a name, not an address: nothing says where it is
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 async def _projection_rows(
@@ -70,13 +110,23 @@ def _class_name(text: str) -> str:
 @routes.get("/health")
 async def health(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
-    projector = services.projector
     try:
         head, rows, parked = await _projection_rows(services)
     except (psycopg.Error, TimeoutError) as error:
-        return JSONResponse(
-            {"status": "unavailable", "database": f"unreachable: {error}"}, status_code=503
-        )
+        unavailable = {"status": "unavailable", "database": f"unreachable: {error}"}
+        return _answer(request, unavailable, 503)
+    return _answer(request, _details(services, head, rows, parked))
+
+
+def _answer(request: Request, details: dict[str, Any], status_code: int = 200) -> JSONResponse:
+    shown = details if may_see_details(request) else {"status": details["status"]}
+    return JSONResponse(shown, status_code=status_code)
+
+
+def _details(
+    services: Services, head: int, rows: list[tuple[Any, ...]], parked: dict[str, Any]
+) -> dict[str, Any]:
+    projector = services.projector
     projections = {
         name: {
             "state": projector.states.get(name, "not run by this process"),
@@ -92,19 +142,17 @@ async def health(request: Request) -> JSONResponse:
     mail_failing = morning_email is not None and bool(
         morning_email["failing_count"] or morning_email["error"]
     )
-    return JSONResponse(
-        {
-            "status": "degraded" if parked["count"] or retrying or mail_failing else "ok",
-            "database": "ok",
-            "head_position": head,
-            "projector": {"listener": projector.listener_state, "projections": projections},
-            # projections rebuilt from the stream after their declaration changed: "42%"
-            "rebuilding": rebuilding,
-            "parked_count": parked["count"],
-            "parked_events": parked["listed"],  # python -m crm.parked lists them all
-            "morning_email": morning_email,
-        }
-    )
+    return {
+        "status": "degraded" if parked["count"] or retrying or mail_failing else "ok",
+        "database": "ok",
+        "head_position": head,
+        "projector": {"listener": projector.listener_state, "projections": projections},
+        # projections rebuilt from the stream after their declaration changed: "42%"
+        "rebuilding": rebuilding,
+        "parked_count": parked["count"],
+        "parked_events": parked["listed"],  # python -m crm.parked lists them all
+        "morning_email": morning_email,
+    }
 
 
 def _last_run(services: Services) -> dict[str, Any] | None:
