@@ -4,6 +4,7 @@ sign_up, csrf_of and add_contact take any httpx.Client: a TestClient, or one tal
 `python -m crm` over a socket (harness/processes.py).
 """
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
 CHEAP_PASSWORDS = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 LOCAL = ("127.0.0.1", 50000)
 
+_addresses = itertools.count()
 
 @contextmanager
 def app_client(
@@ -53,7 +55,12 @@ def app_client(
 def another_browser(client: TestClient) -> TestClient:
     """A second client with its own cookies, on the same running app and event loop."""
     other = TestClient(
-        client.app, base_url="http://127.0.0.1", follow_redirects=False, client=LOCAL
+    # a browser of its own address too, as another person's would be: the throttles of
+    # sign-up and log-in count per address, and a module's tests make many accounts
+    n = next(_addresses)
+    address = (f"127.0.{n // 250}.{n % 250 + 1}", 50000)
+    other = TestClient(
+        client.app, base_url="http://127.0.0.1", follow_redirects=False, client=address
     )
     other.portal = client.portal  # requests run on the loop that owns the app's services
     return other

@@ -91,6 +91,27 @@ async def _save_contact(
     except errors.UniqueViolation:
         raise _name_taken() from None
     return Done(appended, contact_id)
+async def change_account(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    event_type: str,
+    account_id: str,
+    fields: Mapping[str, Any],
+) -> Done:
+    """Append an event about the account itself (a new password, a time zone): the payload is
+    the account and `fields`. The account is the one a session vouches for; the entities row
+    says it exists, and its lock orders two changes of one account."""
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "SELECT 1 FROM entities WHERE id = %s AND kind = 'account' FOR UPDATE", (account_id,)
+        )
+        if await cursor.fetchone() is None:
+            raise CommandRefused("no such account")
+        payload = {"account_id": account_id, **fields}
+        appended = await append(conn, types, event_type, payload, account_id)
+    return Done(appended, account_id)
+
+
 
 
 async def add_contact(

@@ -1,31 +1,71 @@
 """Sign-up, log-in and log-out."""
 
-import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from crm.store import commands
+from crm.web import throttle
 from crm.web.answers import attempt
 from crm.web.forms import Form, FormSpec, posted_form, time_zones
 from crm.web.params import a_local_path
 from crm.web.requests import services_of
 from crm.web.routing import Routes
-from crm.web.security import check_csrf, flash, log_in, passwords_of
+from crm.web.security import PasswordsBusy, check_csrf, flash, log_in, log_out, passwords_of
 from crm.web.templating import templates
+from crm.web.throttle import Key, Throttled
 
 routes = Routes()
 SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 LOGIN_FIELDS = ("email", "password")
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+# Failures allowed before each further one doubles the wait: few for one account (a guesser
+# has 5 free tries, then 1 s, 2 s, 4 s... up to 15 min), more for an address (a household or an
+# office behind one address). A sign-up refused because the e-mail has an account counts as a
+# failure (it is how one probes for accounts); so does every account made, past a day's worth.
+LOG_IN_PER_ACCOUNT, LOG_IN_PER_ADDRESS = 5, 20
+SIGN_UP_TAKEN_PER_EMAIL, SIGN_UP_TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS = 3, 10, 20
 
 
-def _page(request: Request, name: str, form: Form, status: int = 200) -> Response:
-    context = {"form": form, "time_zones": time_zones(), "next": _next(request)}
+def _page(request: Request, name: str, form: Form, status: int = 200, **extra: Any) -> Response:
+    context = {"form": form, "time_zones": time_zones(), "next": _next(request), **extra}
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def _next(request: Request) -> str:
     return a_local_path(request.query_params.get("next"), "/contacts")
+
+
+def _wait_in_words(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{round(seconds / 60)} minutes"
+
+
+def _slow_down(request: Request, name: str, form: Form, seconds: int, what: str) -> Response:
+    """429 with the form and a message saying how long to wait; nothing was checked."""
+    problem = f"Too many {what}. Try again in {_wait_in_words(seconds)}."
+    response = _page(request, name, form, 429, problem=problem)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"must be at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"must be at most {MAX_PASSWORD:,} characters"
+    return None
+
+
+def _sign_up_keys(request: Request, email: str) -> dict[str, Key]:
+    address = throttle.client_address(request)
+    return {
+        "taken": Key(f"sign-up:taken:{email}", SIGN_UP_TAKEN_PER_EMAIL),
+        "taken_here": Key(f"sign-up:taken-from:{address}", SIGN_UP_TAKEN_PER_ADDRESS),
+        "made": Key(f"sign-up:made-from:{address}", ACCOUNTS_PER_ADDRESS),
+    }
 
 
 @routes.get("/signup")
@@ -40,13 +80,20 @@ async def signup(request: Request) -> Response:
     form = SIGN_UP.read(data, services_of(request).types)
     password = form.secret(data, "password")
     form.a_time_zone("time_zone")
-    if len(password) < 8:
-        form.fail("password", "must be at least 8 characters")
-    if len(password) > 1024:
-        form.fail("password", "must be at most 1,024 characters")
+    problem = password_problem(password)
+    if problem:
+        form.fail("password", problem)
     if not form.ok:
         return _page(request, "signup.html", form, 422)
-    password_hash = await asyncio.to_thread(passwords_of(request).hash, password)
+    keys = _sign_up_keys(request, form["email"].lower())
+    try:
+        async with services_of(request).pool.connection() as conn:
+            await throttle.check(conn, list(keys.values()))
+        password_hash = await passwords_of(request).hash(password)
+    except Throttled as throttled:
+        return _slow_down(request, "signup.html", form, throttled.seconds, "sign-ups from here")
+    except PasswordsBusy:
+        return _slow_down(request, "signup.html", form, 1, "log-ins at once")
     done = await attempt(
         request,
         form,
@@ -54,9 +101,12 @@ async def signup(request: Request) -> Response:
             conn, types, form["email"], password_hash, form["time_zone"]
         ),
     )
+    counted = [keys["made"]] if done else [keys["taken"], keys["taken_here"]]
+    async with services_of(request).pool.connection() as conn:
+        await throttle.failed(conn, counted)
     if done is None:
         return _page(request, "signup.html", form, 422)
-    log_in(request, done.subject_id, form["email"].lower())
+    await log_in(request, done.subject_id, form["email"].lower())
     flash(request, "Welcome! Your account is ready.")
     return RedirectResponse("/contacts", status_code=303)
 
@@ -70,10 +120,35 @@ async def _account_by_email(request: Request, email: str) -> tuple[str, str] | N
     async with services_of(request).pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT account_id::text, password_hash FROM projected_accounts WHERE email = %s",
-            (email.lower(),),
+            (email,),
         )
         row = await cursor.fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def _log_in_keys(request: Request, email: str) -> list[Key]:
+    return [
+        Key(f"log-in:account:{email}", LOG_IN_PER_ACCOUNT),
+        Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS),
+    ]
+
+
+async def _password_matches(
+    request: Request, keys: list[Key], email: str, password: str
+) -> str | None:
+    """The account whose password this is; None (the failure counted) if it is not one."""
+    async with services_of(request).pool.connection() as conn:
+        await throttle.check(conn, keys)
+    account = await _account_by_email(request, email)
+    passwords = passwords_of(request)
+    known_hash = account[1] if account else passwords.nobody
+    matches = await passwords.match(known_hash, password)
+    async with services_of(request).pool.connection() as conn:
+        if account is None or not matches:
+            await throttle.failed(conn, keys)
+            return None
+        await throttle.forget(conn, keys[0])
+    return account[0]
 
 
 @routes.post("/login")
@@ -88,20 +163,24 @@ async def login(request: Request) -> Response:
         form.fail("password", "is required")
     if not form.ok:
         return _page(request, "login.html", form, 422)
-    account = await _account_by_email(request, form["email"])
-    passwords = passwords_of(request)
-    known_hash = account[1] if account else passwords.nobody
-    matches = await asyncio.to_thread(passwords.match, known_hash, password)
-    if account is None or not matches:
+    email = form["email"].lower()
+    try:
+        account_id = await _password_matches(request, _log_in_keys(request, email), email, password)
+    except Throttled as throttled:
+        what = "failed log-ins for this e-mail or from your address"
+        return _slow_down(request, "login.html", form, throttled.seconds, what)
+    except PasswordsBusy:
+        return _slow_down(request, "login.html", form, 1, "log-ins at once")
+    if account_id is None:
         form.fail("password", "does not match this e-mail; check both and try again")
         return _page(request, "login.html", form, 422)
-    log_in(request, account[0], form["email"].lower())
+    await log_in(request, account_id, email)
     return RedirectResponse(_next(request), status_code=303)
 
 
 @routes.post("/logout")
 async def logout(request: Request) -> Response:
     check_csrf(request, await posted_form(request))
-    request.session.clear()
+    await log_out(request)
     flash(request, "You are logged out.")
     return RedirectResponse("/login", status_code=303)

@@ -186,7 +186,7 @@ class ContactWrite:
 
     @classmethod
     async def read(cls, request: Request, spec: FormSpec) -> "ContactWrite":
-        account = current_account(request)
+        account = await current_account(request)
         data = await posted_form(request)
         check_csrf(request, data)
         form = spec.read(data, services_of(request).types)

@@ -94,7 +94,7 @@ async def contacts_page(
 
 @routes.get("/contacts")
 async def index(request: Request) -> Response:
-    account = current_account(request)
+    account = await current_account(request)
     listing = Listing.parse(request.query_params, SORTS, "name", "asc", tuple(FILTERS))
     async with services_of(request).pool.connection() as conn:
         rows, total = await contacts_page(conn, account, listing)
@@ -112,14 +112,14 @@ async def index(request: Request) -> Response:
 
 @routes.get("/contacts/new")
 async def new(request: Request) -> Response:
-    current_account(request)
+    await current_account(request)
     form = CONTACT.blank(services_of(request).types)
     return templates.TemplateResponse(request, "contacts/new.html", {"form": form})
 
 
 @routes.post("/contacts")
 async def create(request: Request) -> Response:
-    account = current_account(request)
+    account = await current_account(request)
     data = await posted_form(request)
     check_csrf(request, data)
     types = services_of(request).types
@@ -151,7 +151,7 @@ async def create(request: Request) -> Response:
 @routes.get(CONTACT_PAGE + "/added")
 async def added(request: Request) -> Response:
     """The confirmation that replaces a pending 'adding...' line once the contact is projected."""
-    account = current_account(request)
+    account = await current_account(request)
     if await not_yet(request, ("contacts",)):
         return still_pending()
     async with services_of(request).pool.connection() as conn:
@@ -161,7 +161,7 @@ async def added(request: Request) -> Response:
 
 @routes.get(CONTACT_PAGE)
 async def show(request: Request) -> Response:
-    account = current_account(request)
+    account = await current_account(request)
     contact_id = contact_id_in(request)
     section = a_choice(request.query_params.get("section"), PARTS, "")
     if section not in PARTS:
@@ -181,7 +181,8 @@ async def show(request: Request) -> Response:
 
 @routes.get(CONTACT_PAGE + "/edit")
 async def edit(request: Request) -> Response:
-    context = await page_context(request, current_account(request), contact_id_in(request))
+    account = await current_account(request)
+    context = await page_context(request, account, contact_id_in(request))
     return templates.TemplateResponse(request, "contacts/edit.html", context)
 
 
@@ -201,7 +202,7 @@ async def update(request: Request) -> Response:
 @routes.route(CONTACT_PAGE, "DELETE")
 @routes.post(CONTACT_PAGE + "/delete")
 async def delete(request: Request) -> Response:
-    account = current_account(request)
+    account = await current_account(request)
     check_csrf(request, await posted_form(request))
     contact_id = contact_id_in(request)
     done = await attempt(
@@ -257,7 +258,7 @@ async def _refuse_too_many_tags(write: ContactWrite) -> None:
 @routes.get("/tags")
 async def suggestions(request: Request) -> Response:
     """The account's tags, for the tag field's suggestions (a <datalist>)."""
-    account = current_account(request)
+    account = await current_account(request)
     async with services_of(request).pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT DISTINCT unnest(tags) AS tag FROM projected_contacts"

@@ -43,7 +43,7 @@ async def interactions_page(
 
 @routes.get("/interactions")
 async def index(request: Request) -> Response:
-    account = current_account(request)
+    account = await current_account(request)
     listing = Listing.parse(request.query_params, SORTS, "date", "desc")
     fragment = request.query_params.get("section") == "list"
     if fragment and await not_yet(request, ("interactions",)):

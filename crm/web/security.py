@@ -1,14 +1,21 @@
-"""Sessions, log-in, CSRF and password hashing."""
+"""Log-in, log-out, CSRF and password hashing."""
 
+import asyncio
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 
 from crm.settings import Settings
+from crm.web import sessions
+from crm.web.requests import services_of
+from crm.web.sessions import Session
+
+T = TypeVar("T")
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -34,22 +41,49 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-class Passwords:
-    """Hashing and checking passwords: argon2's defaults, or the cheap hasher a test passes in."""
+class PasswordsBusy(Exception):
+    """More log-ins and sign-ups are waiting for argon2 than Passwords.queue; answered 429."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+
+class Passwords:
+    """Hashing and checking passwords: argon2's defaults, or the cheap hasher a test passes in.
+
+    Each argon2 call holds 64 MiB for ~50 ms of a core: `at_once` calls run together, at most
+    `queue` wait for them, and any further one is refused at once (PasswordsBusy). A flood of
+    log-ins then costs the others a bounded share of memory and CPU, not the app.
+    """
+
+    def __init__(
+        self, hasher: PasswordHasher | None = None, at_once: int = 2, queue: int = 16
+    ) -> None:
         self._hasher = hasher or PasswordHasher()
+        self._slots = asyncio.Semaphore(at_once)
+        self.queue = queue
+        self._waiting = 0
         # checked when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
         self.nobody = self._hasher.hash("not the password of anyone")
 
-    def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+    async def hash(self, password: str) -> str:
+        return await self._bounded(self._hasher.hash, password)
 
-    def match(self, password_hash: str, password: str) -> bool:
+    async def match(self, password_hash: str, password: str) -> bool:
+        return await self._bounded(self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+    async def _bounded(self, work: Callable[..., T], *args: str) -> T:
+        if self._waiting >= self.queue:
+            raise PasswordsBusy()
+        self._waiting += 1
+        try:
+            async with self._slots:
+                return await asyncio.to_thread(work, *args)
+        finally:
+            self._waiting -= 1
 
 
 def passwords_of(request: Request) -> Passwords:
@@ -78,17 +112,45 @@ def _bytes(token: str) -> bytes:
     return token.encode("utf-8", "surrogatepass")
 
 
-def current_account(request: Request) -> str:
-    account_id = request.session.get("account_id")
-    if not account_id:
+async def signed_in(request: Request) -> Session | None:
+    """The request's live session, looked up once per request; None for nobody."""
+    if not hasattr(request.state, "session"):
+        token = request.session.get("sid")
+        found = None
+        if isinstance(token, str):
+            async with services_of(request).pool.connection() as conn:
+                found = await sessions.find(conn, token)
+        request.state.session = found
+    session: Session | None = request.state.session
+    return session
+
+
+async def current_account(request: Request) -> str:
+    """The logged-in account's id; LoginRequired (a redirect to /login) for nobody."""
+    session = await signed_in(request)
+    if session is None:
         raise LoginRequired()
-    return str(account_id)
+    return session.account_id
 
 
-def log_in(request: Request, account_id: str, email: str) -> None:
-    request.session.clear()  # a fresh session (and CSRF token) at every log-in
-    request.session.update({"account_id": account_id, "email": email})
+async def log_in(request: Request, account_id: str, email: str) -> None:
+    """A new server-side session; the cookie starts afresh (a new CSRF token too)."""
+    user_agent = request.headers.get("user-agent", "")
+    async with services_of(request).pool.connection() as conn:
+        token = await sessions.start(conn, account_id, email, user_agent)
+        request.state.session = await sessions.find(conn, token)
+    request.session.clear()
+    request.session["sid"] = token
     csrf_token(request)
+
+
+async def log_out(request: Request) -> None:
+    token = request.session.get("sid")
+    if isinstance(token, str):
+        async with services_of(request).pool.connection() as conn:
+            await sessions.end(conn, token)
+    request.session.clear()
+    request.state.session = None
 
 
 def flash(request: Request, message: str) -> None:

@@ -45,7 +45,7 @@ def _last_seen(request: Request) -> int | None:
 @routes.get("/stream")
 async def stream(request: Request) -> Response:
     try:
-        account = current_account(request)
+        account = await current_account(request)
     except LoginRequired:
         return Response("log in first", status_code=401)
     if _open[account] >= MAX_STREAMS_PER_ACCOUNT:

@@ -15,10 +15,17 @@ def _page_context(request: Request) -> dict[str, Any]:
     return {
         "csrf_field": CSRF_FIELD,
         "csrf_token": csrf_token(request),
-        "account_email": request.session.get("email"),
+        "account_email": _email_of(request),
         # a callable, so that only full pages (base.html) consume the flash messages
         "take_flashes": lambda: take_flashes(request),
     }
+
+
+def _email_of(request: Request) -> str | None:
+    """Whose page this is: the session a handler looked up (pages that need no log-in, such
+    as /login, look up none and show no account)."""
+    session = getattr(request.state, "session", None)
+    return None if session is None else str(session.email)
 
 
 def plain_text(html: str, length: int = 90) -> str:

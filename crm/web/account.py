@@ -1,0 +1,165 @@
+"""The account page: its time zone, its password, and where it is logged in."""
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from crm.store import commands
+from crm.store.event_types import EventTypes
+from crm.web import sessions, throttle
+from crm.web.answers import attempt, redirect_after_write
+from crm.web.auth import LOG_IN_PER_ACCOUNT, password_problem
+from crm.web.forms import Form, FormSpec, posted_form, time_zones
+from crm.web.requests import services_of
+from crm.web.routing import Routes
+from crm.web.security import (
+    LoginRequired,
+    PasswordsBusy,
+    check_csrf,
+    flash,
+    passwords_of,
+    signed_in,
+)
+from crm.web.sessions import Session
+from crm.web.templating import templates
+from crm.web.throttle import Key, Throttled
+
+routes = Routes()
+TIME_ZONE = FormSpec.of("account-time-zone-changed", "time_zone")
+PASSWORD_FIELDS = ("current_password", "new_password")
+PAGE = "/account"
+
+
+async def _session(request: Request) -> Session:
+    session = await signed_in(request)
+    if session is None:
+        raise LoginRequired()
+    return session
+
+
+async def _page(
+    request: Request,
+    session: Session,
+    status: int = 200,
+    time_zone: Form | None = None,
+    password: Form | None = None,
+    problem: str | None = None,
+) -> Response:
+    async with services_of(request).pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT time_zone FROM projected_accounts WHERE account_id = %s",
+            (session.account_id,),
+        )
+        row = await cursor.fetchone()
+        listed = await sessions.listed(conn, session.account_id)
+    context: dict[str, Any] = {
+        "time_zone_form": time_zone
+        or TIME_ZONE.blank(services_of(request).types, time_zone=row[0] if row else ""),
+        "password_form": password or Form({name: "" for name in PASSWORD_FIELDS}),
+        "time_zones": time_zones(),
+        "sessions": listed,
+        "this_session": session.id_hash,
+        "problem": problem,
+    }
+    return templates.TemplateResponse(request, "account.html", context, status_code=status)
+
+
+@routes.get(PAGE)
+async def account_page(request: Request) -> Response:
+    return await _page(request, await _session(request))
+
+
+@routes.post(PAGE + "/time-zone")
+async def change_time_zone(request: Request) -> Response:
+    session = await _session(request)
+    data = await posted_form(request)
+    check_csrf(request, data)
+    form = TIME_ZONE.read(data, services_of(request).types)
+    form.a_time_zone("time_zone")
+    done = await attempt(
+        request,
+        form,
+        lambda conn, types: commands.change_account(
+            conn, types, TIME_ZONE.event_type, session.account_id, TIME_ZONE.payload(form)
+        ),
+        TIME_ZONE.form_fields,
+    )
+    if done is None:
+        return await _page(request, session, 422, time_zone=form)
+    message = f"Time zone saved: your morning e-mails follow {form['time_zone']} from now on."
+    return await redirect_after_write(request, ["accounts"], done.appended.position, PAGE, message)
+
+
+@routes.post(PAGE + "/password")
+async def change_password(request: Request) -> Response:
+    """A new password, once the current one is given; every other session ends with it."""
+    session = await _session(request)
+    data = await posted_form(request)
+    check_csrf(request, data)
+    form = Form({name: "" for name in PASSWORD_FIELDS})
+    current = form.secret(data, "current_password")
+    new = form.secret(data, "new_password")
+    if not current:
+        form.fail("current_password", "is required")
+    problem = password_problem(new)
+    if problem:
+        form.fail("new_password", problem)
+    if not form.ok:
+        return await _page(request, session, 422, password=form)
+    try:
+        password_hash = await _new_hash(request, session, current, new)
+    except Throttled as throttled:
+        wait = f"Too many wrong passwords. Try again in {throttled.seconds} seconds."
+        return await _page(request, session, 429, password=form, problem=wait)
+    except PasswordsBusy:
+        wait = "Too many log-ins at once. Try again in a second."
+        return await _page(request, session, 429, password=form, problem=wait)
+    if password_hash is None:
+        form.fail("current_password", "is not this account's password")
+        return await _page(request, session, 422, password=form)
+
+    async def change(conn: AsyncConnection[Any], types: EventTypes) -> commands.Done:
+        async with conn.transaction():  # the event and the end of the other sessions, or neither
+            payload = {"password_hash": password_hash}
+            done = await commands.change_account(
+                conn, types, "account-password-changed", session.account_id, payload
+            )
+            await sessions.end_others(conn, session)
+        return done
+
+    done = await attempt(request, form, change)
+    if done is None:
+        return await _page(request, session, 422, password=form)
+    message = "Password changed. Every other session of this account is logged out."
+    return await redirect_after_write(request, ["accounts"], done.appended.position, PAGE, message)
+
+
+async def _new_hash(request: Request, session: Session, current: str, new: str) -> str | None:
+    """The new password's hash, if `current` is the account's password (guesses throttled as
+    log-ins of the account are); else None."""
+    keys = [Key(f"log-in:account:{session.email}", LOG_IN_PER_ACCOUNT)]
+    passwords = passwords_of(request)
+    async with services_of(request).pool.connection() as conn:
+        await throttle.check(conn, keys)
+        cursor = await conn.execute(
+            "SELECT password_hash FROM projected_accounts WHERE account_id = %s",
+            (session.account_id,),
+        )
+        row = await cursor.fetchone()
+    if row is None or not await passwords.match(row[0], current):
+        async with services_of(request).pool.connection() as conn:
+            await throttle.failed(conn, keys)
+        return None
+    return await passwords.hash(new)
+
+
+@routes.post(PAGE + "/sessions/end-others")
+async def end_other_sessions(request: Request) -> Response:
+    session = await _session(request)
+    check_csrf(request, await posted_form(request))
+    async with services_of(request).pool.connection() as conn:
+        ended = await sessions.end_others(conn, session)
+    flash(request, f"Logged out of {ended} other session{'s' if ended != 1 else ''}.")
+    return RedirectResponse(PAGE, status_code=303)

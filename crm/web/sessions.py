@@ -1,0 +1,108 @@
+"""Server-side sessions: who is logged in, kept in PostgreSQL so that ending one really ends it.
+
+The browser's cookie (signed by Starlette's SessionMiddleware) carries a random token, the CSRF
+token and flash messages. Only the token's SHA-256 is stored (sql/018_sessions.sql), so a copy
+of the table logs nobody in. A session ends at log-out, when the account logs out its other
+sessions or changes its password, after IDLE without use, or LIFETIME after log-in.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+
+IDLE = timedelta(days=14)
+LIFETIME = timedelta(days=30)
+# last_seen_at is written at most this often: a write per page view would cost more than it says
+TOUCH_EVERY = timedelta(minutes=5)
+# log-ins kept per account: a script logging in forever replaces its own oldest sessions
+MAX_PER_ACCOUNT = 50
+USER_AGENT_KEPT = 200
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in browser: whose it is, and the hash that names it."""
+
+    account_id: str
+    email: str
+    id_hash: bytes
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A session as the account page lists it."""
+
+    id_hash: bytes
+    user_agent: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+async def start(conn: AsyncConnection[Any], account_id: str, email: str, user_agent: str) -> str:
+    """A new session for the account; the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO sessions (id_hash, account_id, email, user_agent, expires_at)"
+            " VALUES (%s, %s, %s, %s, now() + %s)",
+            (_hash(token), account_id, email, user_agent[:USER_AGENT_KEPT], IDLE),
+        )
+        await conn.execute(
+            "DELETE FROM sessions WHERE account_id = %s AND (expires_at <= now() OR id_hash IN"
+            " (SELECT id_hash FROM sessions WHERE account_id = %s"
+            "  ORDER BY last_seen_at DESC OFFSET %s))",
+            (account_id, account_id, MAX_PER_ACCOUNT),
+        )
+    return token
+
+
+async def find(conn: AsyncConnection[Any], token: str) -> Session | None:
+    """The live session the token names, or None; its expiry slides with use."""
+    id_hash = _hash(token)
+    cursor = await conn.execute(
+        "SELECT account_id::text, email, last_seen_at < now() - %s FROM sessions"
+        " WHERE id_hash = %s AND expires_at > now()",
+        (TOUCH_EVERY, id_hash),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    account_id, email, stale = row
+    if stale:
+        await conn.execute(
+            "UPDATE sessions SET last_seen_at = now(),"
+            " expires_at = least(created_at + %s, now() + %s) WHERE id_hash = %s",
+            (LIFETIME, IDLE, id_hash),
+        )
+    return Session(account_id, email, id_hash)
+
+
+async def end(conn: AsyncConnection[Any], token: str) -> None:
+    await conn.execute("DELETE FROM sessions WHERE id_hash = %s", (_hash(token),))
+
+
+async def end_others(conn: AsyncConnection[Any], session: Session) -> int:
+    """End every session of the account but this one; how many ended."""
+    cursor = await conn.execute(
+        "DELETE FROM sessions WHERE account_id = %s AND id_hash <> %s",
+        (session.account_id, session.id_hash),
+    )
+    return cursor.rowcount
+
+
+async def listed(conn: AsyncConnection[Any], account_id: str) -> list[Listed]:
+    """The account's live sessions, the most recently used first."""
+    cursor = await conn.execute(
+        "SELECT id_hash, user_agent, created_at, last_seen_at FROM sessions"
+        " WHERE account_id = %s AND expires_at > now() ORDER BY last_seen_at DESC",
+        (account_id,),
+    )
+    return [Listed(*row) for row in await cursor.fetchall()]

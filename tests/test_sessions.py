@@ -1,0 +1,208 @@
+"""Server-side sessions and the account page: a session ends when it is ended, wherever its
+cookie went, and the account's password and time zone change by events."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from starlette.testclient import TestClient
+
+from crm.web.sessions import IDLE
+from tests.web_support import (
+    add_contact,
+    another_browser,
+    app_client,
+    csrf_of,
+    event_count,
+    log_in,
+    sign_up,
+)
+
+COOKIE = "crm_session"
+
+
+@pytest.fixture
+def site(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    with app_client(db_url, tmp_path) as first:
+        yield first
+
+
+@pytest.fixture
+def ada(site: TestClient) -> TestClient:
+    browser = another_browser(site)
+    sign_up(browser, "ada@example.com")
+    return browser
+
+
+def same_cookie(site: TestClient, browser: TestClient) -> TestClient:
+    """Another client holding a copy of `browser`'s cookie, as someone who saved it would."""
+    copy = another_browser(site)
+    copy.cookies.set(COOKIE, browser.cookies[COOKIE])
+    return copy
+
+
+def logged_out(browser: TestClient) -> bool:
+    response = browser.get("/contacts")
+    return response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def post(browser: TestClient, path: str, **data: str) -> httpx.Response:
+    return browser.post(path, data={**data, "csrf_token": csrf_of(browser, "/account")})
+
+
+def sessions_of(db_url: str, email: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM sessions WHERE email = %s", (email,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_cookie_kept_after_logging_out_opens_nothing_and_writes_nothing(
+    site: TestClient, ada: TestClient, db_url: str
+) -> None:
+    saved = same_cookie(site, ada)
+    token = csrf_of(ada, "/contacts/new")  # the form's token, as the saved page holds it
+    assert not logged_out(saved)
+    assert ada.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert logged_out(saved)
+    events = event_count(db_url)
+    created = saved.post(
+        "/contacts",
+        data={"name": "Mallory", "description": "", "contact_method": "", "csrf_token": token},
+    )
+    assert created.status_code == 303 and created.headers["location"].startswith("/login")
+    assert event_count(db_url) == events
+    assert saved.get("/stream").status_code == 401
+    assert sessions_of(db_url, "ada@example.com") == 0
+
+
+def test_the_database_holds_no_cookie_that_logs_anyone_in(
+    site: TestClient, ada: TestClient, db_url: str
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT id_hash, email FROM sessions").fetchall()
+    assert [email for _, email in rows] == ["ada@example.com"]
+    forged = another_browser(site)
+    forged.cookies.set(COOKIE, ada.cookies[COOKIE])
+    assert not logged_out(forged)  # the cookie works...
+    stolen_row = rows[0][0].hex()
+    assert stolen_row not in ada.cookies[COOKIE]  # ...and the stored hash is not it
+
+
+def test_logging_out_of_other_sessions_keeps_this_one(
+    site: TestClient, ada: TestClient, db_url: str
+) -> None:
+    phone = another_browser(site)
+    log_in(phone, "ada@example.com")
+    laptop = another_browser(site)
+    log_in(laptop, "ada@example.com")
+    page = ada.get("/account").text
+    assert page.count("<li>") == 3 and "this browser" in page
+    answer = post(ada, "/account/sessions/end-others")
+    assert answer.status_code == 303
+    assert "Logged out of 2 other sessions." in ada.get("/account").text
+    assert logged_out(phone) and logged_out(laptop)
+    assert not logged_out(ada)
+    assert "This is the only browser" in ada.get("/account").text
+
+
+def test_a_new_password_logs_out_every_other_session_and_replaces_the_old_one(
+    site: TestClient, ada: TestClient, db_url: str
+) -> None:
+    phone = another_browser(site)
+    log_in(phone, "ada@example.com")
+    answer = post(
+        ada, "/account/password", current_password="correct horse", new_password="battery staple"
+    )
+    assert answer.status_code == 303, answer.text
+    assert "Password changed" in ada.get("/account").text
+    assert logged_out(phone) and not logged_out(ada)
+    with pytest.raises(AssertionError):
+        log_in(another_browser(site), "ada@example.com", "correct horse")
+    log_in(another_browser(site), "ada@example.com", "battery staple")
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM events e JOIN event_types t ON t.id = e.event_type_id"
+            " WHERE t.name = 'account-password-changed'"
+        ).fetchone()
+    assert row == (1,)
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "field", "problem"),
+    [
+        ("wrong horse", "battery staple", "Current password", "is not this account"),
+        ("", "battery staple", "Current password", "is required"),
+        ("correct horse", "short", "New password", "must be at least 8 characters"),
+        ("correct horse", "x" * 1025, "New password", "must be at most 1,024 characters"),
+    ],
+)
+def test_a_password_change_that_cannot_be_made_says_which_field_and_changes_nothing(
+    ada: TestClient, db_url: str, current: str, new: str, field: str, problem: str
+) -> None:
+    events = event_count(db_url)
+    answer = post(ada, "/account/password", current_password=current, new_password=new)
+    assert answer.status_code == 422
+    assert f"{field} {problem}" in answer.text
+    assert event_count(db_url) == events
+    assert 'value="battery staple"' not in answer.text  # passwords are never echoed back
+
+
+def test_the_time_zone_changes_by_an_event_the_morning_email_reads(
+    ada: TestClient, db_url: str
+) -> None:
+    answer = post(ada, "/account/time-zone", time_zone="Asia/Tokyo")
+    assert answer.status_code == 303
+    page = ada.get("/account").text
+    assert "<option selected>Asia/Tokyo</option>" in page
+    assert "follow Asia/Tokyo" in page
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT time_zone FROM projected_accounts").fetchone()
+    assert row == ("Asia/Tokyo",)
+
+
+def test_an_unknown_time_zone_is_refused_beside_its_field(ada: TestClient, db_url: str) -> None:
+    events = event_count(db_url)
+    answer = post(ada, "/account/time-zone", time_zone="Mars/Olympus_Mons")
+    assert answer.status_code == 422
+    assert "Time zone must be a time zone from the list" in answer.text
+    assert event_count(db_url) == events
+
+
+def test_a_session_unused_for_too_long_has_ended(ada: TestClient, db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+    assert logged_out(ada)
+
+
+def test_use_keeps_a_session_alive_but_not_past_its_lifetime(ada: TestClient, db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '1 hour',"
+            " expires_at = now() + interval '1 minute'"
+        )
+    assert not logged_out(ada)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT expires_at - now() FROM sessions").fetchone()
+        assert row is not None and row[0] > IDLE * 0.99  # slid forward by its use
+        conn.execute(
+            "UPDATE sessions SET created_at = now() - interval '30 days',"
+            " last_seen_at = now() - interval '1 hour'"
+        )
+    assert not logged_out(ada)  # this request still counts...
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT expires_at <= now() + interval '1 second' FROM sessions")
+        assert row.fetchone() == (True,)  # ...but the lifetime ends it now
+
+
+def test_the_account_page_is_the_accounts_own(site: TestClient, ada: TestClient) -> None:
+    bob = another_browser(site)
+    sign_up(bob, "bob@example.com")
+    add_contact(ada, "Grace")
+    page = bob.get("/account").text
+    assert "bob@example.com" in page and "ada@example.com" not in page
+    assert logged_out(another_browser(site))
+    anonymous = another_browser(site)
+    assert anonymous.get("/account").headers["location"].startswith("/login")
