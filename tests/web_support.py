@@ -29,8 +29,8 @@ _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
 # and log-in takes ~0.1 s of CPU. Apps run by `python -m crm` keep the defaults.
 CHEAP_PASSWORDS = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 LOCAL = ("127.0.0.1", 50000)
-
 _addresses = itertools.count()
+
 
 @contextmanager
 def app_client(
@@ -54,7 +54,6 @@ def app_client(
 
 def another_browser(client: TestClient) -> TestClient:
     """A second client with its own cookies, on the same running app and event loop."""
-    other = TestClient(
     # a browser of its own address too, as another person's would be: the throttles of
     # sign-up and log-in count per address, and a module's tests make many accounts
     n = next(_addresses)
