@@ -68,6 +68,7 @@ class Services:
     projector: Projector
     morning_email: MorningEmail
     note_checker: Renderer  # for the write side's rendering budget; the projector has its own
+    settings: Settings  # what the web side derives its keys from (crm/web/tokens.py)
 
 
 def morning_email_job(
@@ -122,7 +123,7 @@ async def running_services(
     morning_email = morning_email_job(settings, pool, types, broadcaster)
     scheduler = start_scheduler(morning_email) if run_jobs else None
     try:
-        yield Services(types, pool, broadcaster, projector, morning_email, checker)
+        yield Services(types, pool, broadcaster, projector, morning_email, checker, settings)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

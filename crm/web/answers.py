@@ -22,10 +22,10 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.store.validation import InvalidPayload
 from crm.web.forms import Form
-from crm.web.params import a_position
 from crm.web.requests import NotFound, is_htmx, services_of
 from crm.web.security import flash
 from crm.web.templating import templates
+from crm.web.tokens import tokens_of
 
 WAIT_SECONDS = 2.0
 BEHIND = "Saved. The page will show it when processing resumes."
@@ -118,11 +118,12 @@ async def redirect_after_write(
 
 
 async def not_yet(request: Request, names: Sequence[str]) -> bool:
-    """For a fragment asked for with ?after=P: True while the projections are behind P.
+    """For a fragment asked for with ?after=T: True while the projections are behind the
+    position token T was sealed from (crm/web/tokens.py).
 
-    A malformed P counts as absent: the fragment is answered as it is now.
+    A malformed or forged T counts as absent: the fragment is answered as it is now.
     """
-    after = a_position(request.query_params.get("after"))
+    after = tokens_of(request).opened(request.query_params.get("after"))
     if after is None:
         return False
     return not await projections_reached(services_of(request), names, after)
@@ -139,9 +140,15 @@ def location_for_htmx(location: str) -> Response:
 
 
 def form_error(
-    request: Request, page: str, partial: str, form_id: str, context: dict[str, Any]
+    request: Request,
+    page: str,
+    partial: str,
+    form_id: str,
+    context: dict[str, Any],
+    status_code: int = 422,
 ) -> Response:
-    """422: the form again, entered values kept, each problem beside its field.
+    """422 (or 409 for a write refused as stale): the form again, entered values kept, each
+    problem beside its field.
 
     htmx gets just the form's partial, retargeted onto the form (a 422 is swapped because
     base.html's htmx-config says so); a plain post gets the whole page.
@@ -151,10 +158,10 @@ def form_error(
             request,
             partial,
             {**context, "form_id": form_id},
-            status_code=422,
+            status_code=status_code,
             headers={"HX-Retarget": f"#{form_id}", "HX-Reswap": "outerHTML"},
         )
-    return templates.TemplateResponse(request, page, context, status_code=422)
+    return templates.TemplateResponse(request, page, context, status_code=status_code)
 
 
 @dataclass(frozen=True)
@@ -182,17 +189,20 @@ async def respond(
     done: commands.Done | None,
     context: Context,
     pending: dict[str, Any] | None = None,
+    refused_status: int = 422,
 ) -> Response:
-    """The answer to a write: `done` None when the form (or the command) refused it.
+    """The answer to a write: `done` None when the form (or the command) refused it, answered
+    `refused_status`.
 
     `context` gives the page's context (read only when a page or fragment is drawn); `pending`
     what the pending fragment shows of the change.
     """
     if done is None:
         page = {**await context(), answer.form_key: form, "form": form}
-        return form_error(request, answer.page, answer.form, answer.form_id, page)
+        return form_error(request, answer.page, answer.form, answer.form_id, page, refused_status)
     if is_htmx(request):
-        shown = {**await context(), "pending": pending, "after": done.appended.position}
+        after = tokens_of(request).seal(done.appended.position)  # never the position itself
+        shown = {**await context(), "pending": pending, "after": after}
         return templates.TemplateResponse(request, answer.pending, shown)
     return await redirect_after_write(
         request,

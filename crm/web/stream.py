@@ -1,9 +1,12 @@
 """GET /stream: server-sent events telling a page which projections moved for its account.
 
-One connection per page. Each message is named after a projection; its data and id are the
-projection's new position. Only news that concerns the signed-in account is sent (news that
-names no accounts, such as a rebuild, may concern anyone and is sent to all). A reconnecting
-browser sends Last-Event-ID; anything that moved past it is announced at once.
+One connection per page. Each message is named after a projection; its data and id are a
+token of the projection's new position (crm/web/tokens.py), never the position: positions are
+global, and would let an account watch the others' activity grow. Only news that concerns the
+signed-in account is sent (news that names no accounts, such as a rebuild, may concern anyone
+and is sent to all). A reconnecting browser sends Last-Event-ID (or a page ?since=): when it
+is a token of ours, every live projection is announced at once, whether it moved or not, so
+that the page catches up on what it missed and learns nothing of what others did meanwhile.
 """
 
 from collections import Counter
@@ -14,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.broadcaster import Broadcaster
-from crm.web.params import a_position
 from crm.web.requests import services_of
 from crm.web.routing import Routes
 from crm.web.security import LoginRequired, current_account
+from crm.web.tokens import Tokens, tokens_of
 
 routes = Routes()
 
@@ -29,17 +32,19 @@ MAX_STREAMS_PER_ACCOUNT = 20
 _open: Counter[str] = Counter()
 
 
-def _message(projection: str, position: int) -> ServerSentEvent:
-    return ServerSentEvent(str(position), event=projection, id=str(position))
+def _message(tokens: Tokens, projection: str, position: int) -> ServerSentEvent:
+    token = tokens.seal(position)
+    return ServerSentEvent(token, event=projection, id=token)
 
 
-def _last_seen(request: Request) -> int | None:
-    """The position a page last heard (a browser's Last-Event-ID, else ?since=); else None.
+def _reconnected(request: Request) -> bool:
+    """Did the page hear this app before (a browser's Last-Event-ID, else ?since=)?
 
-    A malformed value counts as absent: the page then hears only news from now on.
+    A malformed or forged token counts as absent: the page then hears only news from now on.
     """
-    header = a_position(request.headers.get("Last-Event-ID"))
-    return header if header is not None else a_position(request.query_params.get("since"))
+    tokens = tokens_of(request)
+    header = tokens.opened(request.headers.get("Last-Event-ID"))
+    return header is not None or tokens.opened(request.query_params.get("since")) is not None
 
 
 @routes.get("/stream")
@@ -54,13 +59,14 @@ async def stream(request: Request) -> Response:
             status_code=429,
         )
     broadcaster = services_of(request).broadcaster
-    since = _last_seen(request)
+    tokens = tokens_of(request)
+    reconnected = _reconnected(request)
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
         # counted while the stream runs: a stream that never started holds nothing
         _open[account] += 1
         try:
-            async for message in _news(broadcaster, account, since):
+            async for message in _news(broadcaster, tokens, account, reconnected):
                 yield message
         finally:
             _open[account] -= 1
@@ -71,15 +77,19 @@ async def stream(request: Request) -> Response:
 
 
 async def _news(
-    broadcaster: Broadcaster, account: str, since: int | None
+    broadcaster: Broadcaster, tokens: Tokens, account: str, reconnected: bool
 ) -> AsyncIterator[ServerSentEvent]:
-    """What moved past `since`, then every advance that concerns the account, as it happens."""
+    """Every live projection when reconnected, then every advance that concerns the account.
+
+    A reconnecting page is not told only what moved past its token: whether anything moved
+    would tell it that some account wrote meanwhile. Announcing all costs it one refresh of its
+    live sections per reconnect.
+    """
     async with broadcaster.subscribe() as news:
-        if since is not None:
+        if reconnected:
             for name in LIVE:
-                if broadcaster.positions.get(name, 0) > since:
-                    yield _message(name, broadcaster.positions[name])
+                yield _message(tokens, name, broadcaster.positions.get(name, 0))
         while True:
             advanced = await news.get()
             if advanced.projection in LIVE and advanced.concerns(account):
-                yield _message(advanced.projection, advanced.position)
+                yield _message(tokens, advanced.projection, advanced.position)
