@@ -98,10 +98,9 @@ def job_for(pool, types, smtp: SmtpServer, hour: int = 7) -> MorningEmail:
 
 async def contact_with_notes(conn, types, account_id: str, name: str, day: str, notes: str) -> str:
     done = await commands.add_contact(conn, types, account_id, contact_details(name))
-    await commands.append_about_contact(
+    await commands.write_notes(
         conn,
         types,
-        "next-meeting-notes-written",
         account_id,
         done.subject_id,
         {"meeting_on": day, "notes": notes},
@@ -176,10 +175,9 @@ async def test_a_past_meeting_day_is_not_sent_late_but_a_missed_morning_is(
 async def test_notes_edited_before_the_morning_send_the_new_notes(db_url, types, conn, pool, smtp):
     paris = await sign_up(conn, types, "paris@example.com", "Europe/Paris")
     contact = await contact_with_notes(conn, types, paris, "Ada", "2026-12-03", "old notes")
-    await commands.append_about_contact(
+    await commands.write_notes(
         conn,
         types,
-        "next-meeting-notes-written",
         paris,
         contact,
         {"meeting_on": "2026-12-03", "notes": "new notes"},

@@ -205,9 +205,7 @@ async def test_notes_the_renderer_cannot_finish_are_parked_and_others_are_render
     other_contact = await add_contact(conn, types, other, "Bob")
     await store_unchecked_notes(conn, types, hostile, hostile_contact)
     notes = {"meeting_on": "2026-12-24", "notes": "**agenda**"}
-    await commands.append_about_contact(
-        conn, types, "next-meeting-notes-written", other, other_contact, notes
-    )
+    await commands.write_notes(conn, types, other, other_contact, notes)
     impatient = impatient_renderer()
     try:
         async with running(db_url, types, list(ALL), QUICK, impatient):
@@ -434,10 +432,9 @@ async def test_notes_that_did_not_change_are_not_rendered_again(db_url, types, c
     the projection for everyone when it did)."""
     account = await sign_up(conn, types)
     contact = await add_contact(conn, types, account, "Ada")
-    await commands.append_about_contact(
+    await commands.write_notes(
         conn,
         types,
-        "next-meeting-notes-written",
         account,
         contact,
         {"meeting_on": "2026-12-24", "notes": "*hi*"},

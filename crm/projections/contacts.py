@@ -18,6 +18,10 @@ class Contact(NamedTuple):
     next_meeting_notes: str | None
     next_meeting_notes_html: Annotated[str | None, HtmlOf("next_meeting_notes")]
     tags: list[str]  # sorted, each once
+    # the contact's own revisions (commands.DETAILS, commands.NOTES), counted as the write side
+    # counts them: a form carries the one it was drawn from, so a stale write is noticed
+    details_revision: int
+    notes_revision: int
     created_at: datetime
     last_updated_at: datetime
 
@@ -27,7 +31,7 @@ def created(state: Contact | None, event: Event) -> Contact:
     # positional, in the row's order: replay calls this for every contact, and keywords cost 3x
     return Contact(
         p["contact_id"], p["account_id"], p["name"], p["description"], p["contact_method"],
-        None, None, None, None, [], at, at,
+        None, None, None, None, [], 1, 0, at, at,
     )  # fmt: skip
 
 
@@ -39,6 +43,7 @@ def edited(state: Contact | None, event: Event) -> Contact | None:
         name=p["name"],
         description=p["description"],
         contact_method=p["contact_method"],
+        details_revision=state.details_revision + 1,
         last_updated_at=event.created_at,
     )
 
@@ -61,6 +66,7 @@ def notes_written(state: Contact | None, event: Event) -> Contact | None:
     return state._replace(
         next_meeting_on=event.payload["meeting_on"],
         next_meeting_notes=event.payload["notes"],
+        notes_revision=state.notes_revision + 1,
         last_updated_at=event.created_at,
     )
 

@@ -20,12 +20,14 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import answers
 from crm.web.answers import Answer, Command, attempt
-from crm.web.forms import Form, FormSpec, posted_form
-from crm.web.params import a_contact_id
+from crm.web.forms import REVISION, Form, FormSpec, posted_form
+from crm.web.params import a_contact_id, a_position
 from crm.web.requests import NotFound, is_htmx, services_of
 from crm.web.security import check_csrf, current_account
 
-CONTACT = FormSpec.of("contact-edited", "name", "description", "contact_method")
+CONTACT = FormSpec.of(
+    "contact-edited", "name", "description", "contact_method", revision="details_revision"
+)
 # "replace": the same day's interaction is replaced, not refused
 INTERACTION = FormSpec.of(
     "interaction-recorded",
@@ -35,7 +37,11 @@ INTERACTION = FormSpec.of(
     required=("interaction_notes",),
 )
 NOTES = FormSpec.of(
-    "next-meeting-notes-written", "meeting_on", meeting_notes="notes", required=("meeting_notes",)
+    "next-meeting-notes-written",
+    "meeting_on",
+    meeting_notes="notes",
+    required=("meeting_notes",),
+    revision="notes_revision",
 )
 TAG = FormSpec.of("contact-tagged", "tag")
 UNTAG = FormSpec.of("contact-untagged", "tag")
@@ -97,7 +103,11 @@ def contact_id_in(request: Request) -> str:
 
 def blank_forms(types: EventTypes, contact: dict[str, Any]) -> dict[str, Form]:
     """The forms of a contact's page, filled with what the contact has now."""
-    notes = {"meeting_on": contact["next_meeting_on"], "notes": contact["next_meeting_notes"]}
+    notes = {
+        "meeting_on": contact["next_meeting_on"],
+        "notes": contact["next_meeting_notes"],
+        "notes_revision": contact["notes_revision"],
+    }
     return {
         "edit_form": CONTACT.blank(types, **contact),
         "interaction_form": INTERACTION.blank(types),
@@ -183,14 +193,20 @@ class ContactWrite:
     contact_id: str
     spec: FormSpec
     form: Form
+    # the revision the form was drawn from (a form with a revision; None when not sent: then
+    # the fields sent overwrite and the others keep their values)
+    based_on: int | None = None
 
     @classmethod
     async def read(cls, request: Request, spec: FormSpec) -> "ContactWrite":
         account = await current_account(request)
         data = await posted_form(request)
         check_csrf(request, data)
-        form = spec.read(data, services_of(request).types)
-        return cls(request, account, contact_id_in(request), spec, form)
+        # a form with a revision writes the fields it sends: an API client's PATCH of the name
+        # keeps the description
+        form = spec.read(data, services_of(request).types, partial=bool(spec.revision))
+        based_on = _revision_in(form) if spec.revision else None
+        return cls(request, account, contact_id_in(request), spec, form, based_on)
 
     @property
     def payload(self) -> dict[str, str]:
@@ -210,7 +226,44 @@ class ContactWrite:
                 if not await commands.owns_contact(conn, self.account, self.contact_id):
                     raise NotFound()
         fields = self.spec.form_fields
-        return await attempt(self.request, self.form, command, fields, then=self._read_answer)
+        done = await attempt(
+            self.request, self.form, self._noting_conflicts(command), fields, self._read_answer
+        )
+        if "conflict" in self._read:
+            self._show_conflict(self._read["conflict"])
+        return done
+
+    def _noting_conflicts(self, command: Command) -> Command:
+        """The command, with a refused stale write kept to be shown, and a revision this contact
+        never had answered 400 (no form sends one)."""
+
+        async def run(conn: AsyncConnection[Any], types: EventTypes) -> commands.Done:
+            try:
+                return await command(conn, types)
+            except commands.UnknownRevision as unknown:
+                raise HTTPException(400, f"{REVISION} {unknown}.") from None
+            except commands.WriteConflict as conflict:
+                self._read["conflict"] = conflict
+                raise
+
+        return run
+
+    def _show_conflict(self, conflict: commands.WriteConflict) -> None:
+        """The form again with the user's changes kept, the current version of every field the
+        user did not change, the other version beside each field both changed, and the current
+        revision: saved again, it deliberately keeps the user's version."""
+        form_field = self.spec.form_fields
+        for payload_field, value in conflict.fields.items():
+            self.form.values[form_field[payload_field]] = str(value)
+        self.form.values[REVISION] = str(conflict.revision)
+        for payload_field, clash in conflict.clashes.items():
+            name = form_field[payload_field]
+            self.form.errors[name] = "was changed elsewhere since you opened this form"
+            self.form.conflicts[name] = str(clash.theirs)
+
+    @property
+    def conflicted(self) -> bool:
+        return "conflict" in self._read
 
     async def append(self) -> commands.Done | None:
         """attempt() the plain command for the spec's event: appended about the contact, once
@@ -241,6 +294,20 @@ class ContactWrite:
         return bool(self._read.get("shown"))
 
 
+def _revision_in(form: Form) -> int | None:
+    """The form's based_on: None when blank or not sent; anything but a revision number is a
+    400 naming it (a form sends what it was drawn with)."""
+    raw = form.values.get(REVISION, "")
+    if not raw:
+        return None
+    revision = a_position(raw)
+    if revision is None:
+        raise HTTPException(
+            400, f"{REVISION} must be the revision the form was drawn from: a whole number."
+        )
+    return revision
+
+
 async def respond_on_page(
     write: ContactWrite,
     done: commands.Done | None,
@@ -268,4 +335,16 @@ async def respond_on_page(
         message=message,
         location_if_behind=behind,
     )
-    return await answers.respond(write.request, answer, write.form, done, write.context, pending)
+
+    async def context() -> dict[str, Any]:
+        page = await write.context()
+        if done is not None and done.revision is not None and part.form_key:
+            # the form stays on the page: drawn again from what was saved, at its revision, so
+            # that the next save from it is based on this one
+            types = services_of(write.request).types
+            saved = write.spec.blank(types, **done.fields, based_on=done.revision)
+            page |= {part.form_key: saved, "refreshed_form": part.form_id}
+        return page
+
+    status = 409 if write.conflicted else 422
+    return await answers.respond(write.request, answer, write.form, done, context, pending, status)

@@ -191,11 +191,12 @@ async def update(request: Request) -> Response:
     write = await ContactWrite.read(request, CONTACT)
     done = await write.attempt(
         lambda conn, types: commands.edit_contact(
-            conn, types, write.account, write.contact_id, write.payload
+            conn, types, write.account, write.contact_id, write.payload, write.based_on
         )
     )
+    saved = dict(done.fields) if done else write.payload  # with what it merged or kept
     return await respond_on_page(
-        write, done, PARTS["details"], f"Saved {write.form['name']}.", write.payload
+        write, done, PARTS["details"], f"Saved {saved.get('name', '')}.", saved
     )
 
 

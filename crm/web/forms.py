@@ -62,11 +62,18 @@ class Form:
     errors: dict[str, str] = field(default_factory=dict)
     # form field -> its payload field's rule: templates take maxlength and required from it
     rules: dict[str, FieldRule] = field(default_factory=dict)
+    # form fields the request did not send (an API client's PATCH): not checked, not written
+    absent: set[str] = field(default_factory=set)
+    # form field -> the value saved elsewhere since the form was opened, shown beside the
+    # user's own (a refused stale write)
+    conflicts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, form: FormData, names: tuple[str, ...]) -> "Form":
         read = cls({})
         for name in names:
+            if name not in form:
+                read.absent.add(name)
             # a plain form post sends a textarea's line breaks as CRLF, htmx as LF: one text,
             # one length, whichever sent it
             read.values[name] = read._text(form, name).replace("\r\n", "\n").strip()
@@ -168,6 +175,9 @@ class FormSpec:
     extra: tuple[str, ...] = ()
     # form fields this form will not take blank though the schema would (notes with no text)
     required: tuple[str, ...] = ()
+    # the contact's column holding the revision the form is drawn from: sent back as `based_on`
+    # (REVISION), so a write based on an older version is noticed (crm/store/revisions.py)
+    revision: str = ""
 
     @classmethod
     def of(
@@ -176,26 +186,36 @@ class FormSpec:
         *payload_fields: str,
         extra: tuple[str, ...] = (),
         required: tuple[str, ...] = (),
+        revision: str = "",
         **renamed: str,
     ) -> "FormSpec":
         """The form for these payload fields, each under its own name or as `form_name=field`."""
         fields = {name: name for name in payload_fields}
-        return cls(event_type, {**fields, **renamed}, extra, required)
+        extra = (*extra, REVISION) if revision else extra
+        return cls(event_type, {**fields, **renamed}, extra, required, revision)
 
     def blank(self, types: EventTypes, **values: Any) -> Form:
-        """The form empty, or filled from `values` (by payload field)."""
+        """The form empty, or filled from `values` (by payload field; the revision it is based
+        on by its column, or as `based_on`)."""
         rules = self._rules(types)
+        if self.revision and values.get(self.revision) is not None:
+            values = {REVISION: values[self.revision], **values}
         return Form(
             {name: str(values.get(payload) or "") for name, payload in self.fields.items()}
-            | {name: "" for name in self.extra},
+            | {name: _text(values.get(name)) for name in self.extra},
             rules=rules,
         )
 
-    def read(self, data: FormData, types: EventTypes) -> Form:
+    def read(self, data: FormData, types: EventTypes, partial: bool = False) -> Form:
+        """The form as posted. `partial`: a field not sent at all is left out (it keeps its
+        current value) rather than read as blank; a blank field sent is blank."""
         form = Form.read(data, (*self.fields, *self.extra))
-        form.required(*self.required)
+        if not partial:
+            form.absent.clear()
+        form.required(*(name for name in self.required if name not in form.absent))
         for name, rule in self._rules(types).items():
-            form.follow(name, rule)
+            if name not in form.absent:
+                form.follow(name, rule)
         return form
 
     @property
@@ -204,7 +224,10 @@ class FormSpec:
         return {payload: name for name, payload in self.fields.items()}
 
     def payload(self, form: Form) -> dict[str, str]:
-        return {payload: form[name] for name, payload in self.fields.items()}
+        """The payload fields the form sent (all of them, unless it was read `partial`)."""
+        return {
+            payload: form[name] for name, payload in self.fields.items() if name not in form.absent
+        }
 
     def _rules(self, types: EventTypes) -> dict[str, FieldRule]:
         event_type = types.get(self.event_type)
@@ -215,6 +238,11 @@ class FormSpec:
 
 
 _RULES: dict[tuple[str, int], dict[str, FieldRule]] = {}
+REVISION = "based_on"  # the form field that carries the revision a form was drawn from
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _describe(char: str) -> str:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.rendering import RENDER_BUDGET, Renderer, RendererUnavailable, RenderFailed
+from crm.store import commands
 from crm.web.contact_page import NOTES, PARTS, ContactWrite, respond_on_page
 from crm.web.forms import Form
 from crm.web.requests import services_of
@@ -54,6 +55,11 @@ async def write_notes(request: Request) -> Response:
     write = await ContactWrite.read(request, NOTES)
     checker = services_of(request).note_checker
     await check_renders_in_time(checker, write.form, "meeting_notes", write.account)
-    done = await write.append()
+    done = await write.attempt(
+        lambda conn, types: commands.write_notes(
+            conn, types, write.account, write.contact_id, write.payload, write.based_on
+        )
+    )
     message = "Saved the notes for the next meeting."
-    return await respond_on_page(write, done, PARTS["notes"], message, write.payload)
+    saved = dict(done.fields) if done else write.payload  # with what it merged or kept
+    return await respond_on_page(write, done, PARTS["notes"], message, saved)
