@@ -10,6 +10,8 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.email_hour) == ("127.0.0.1", 8000, 7)
     assert settings.database_url is None and settings.smtp_url is None
     assert settings.cookie_secure is False
+    assert settings.allowed_hosts == ("localhost", "127.0.0.1", "[::1]")
+    assert settings.operator_token is None
 
 
 @pytest.mark.parametrize(
@@ -20,6 +22,11 @@ def test_defaults() -> None:
         ({"CRM_EMAIL_HOUR": "24"}, "CRM_EMAIL_HOUR must be between 0 and 23, got 24"),
         ({"CRM_SMTP_URL": "http://mail"}, "CRM_SMTP_URL must start with smtp://"),
         ({"CRM_COOKIE_SECURE": "maybe"}, "CRM_COOKIE_SECURE must be true or false"),
+        ({"CRM_ALLOWED_HOSTS": "https://crm.example.com"}, "CRM_ALLOWED_HOSTS must be host names"),
+        ({"CRM_ALLOWED_HOSTS": "crm.example.com:443"}, "CRM_ALLOWED_HOSTS must be host names"),
+        ({"CRM_ALLOWED_HOSTS": "a.example,"}, "CRM_ALLOWED_HOSTS must be host names"),
+        ({"CRM_ALLOWED_HOSTS": "*.*.example"}, "CRM_ALLOWED_HOSTS must be host names"),
+        ({"CRM_OPERATOR_TOKEN": "secret"}, "CRM_OPERATOR_TOKEN must be at least 32 characters"),
     ],
 )
 def test_a_bad_value_names_the_variable(environ: dict[str, str], message: str) -> None:
@@ -39,3 +46,20 @@ def test_values_are_read() -> None:
     )
     assert settings.database_url == "postgresql:///x"
     assert (settings.port, settings.email_hour, settings.cookie_secure) == (9000, 6, True)
+
+
+def test_allowed_hosts_are_read_and_ipv6_addresses_are_bracketed() -> None:
+    # Starlette compares an IP literal with its brackets: a Host of "[::1]:8000" is "[::1]"
+    settings = load({"CRM_ALLOWED_HOSTS": " CRM.example.com, *.example.org,::1,[0:0::2], 10.0.0.5"})
+    assert settings.allowed_hosts == (
+        "crm.example.com",
+        "*.example.org",
+        "[::1]",
+        "[::2]",
+        "10.0.0.5",
+    )
+
+
+def test_an_operator_token_is_read() -> None:
+    token = "0123456789abcdef0123456789abcdef"
+    assert load({"CRM_OPERATOR_TOKEN": token}).operator_token == token
