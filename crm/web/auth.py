@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -87,6 +88,7 @@ async def signup(request: Request) -> Response:
         return _page(request, "signup.html", form, 422)
     keys = _sign_up_keys(request, form["email"].lower())
     try:
+        passwords_of(request).check_room()
         async with services_of(request).pool.connection() as conn:
             await throttle.check(conn, list(keys.values()))
         password_hash = await passwords_of(request).hash(password)
@@ -116,13 +118,12 @@ async def login_page(request: Request) -> Response:
     return _page(request, "login.html", Form({n: "" for n in LOGIN_FIELDS}))
 
 
-async def _account_by_email(request: Request, email: str) -> tuple[str, str] | None:
-    async with services_of(request).pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT account_id::text, password_hash FROM projected_accounts WHERE email = %s",
-            (email,),
-        )
-        row = await cursor.fetchone()
+async def _account_by_email(conn: AsyncConnection[Any], email: str) -> tuple[str, str] | None:
+    cursor = await conn.execute(
+        "SELECT account_id::text, password_hash FROM projected_accounts WHERE email = %s",
+        (email,),
+    )
+    row = await cursor.fetchone()
     return None if row is None else (row[0], row[1])
 
 
@@ -137,10 +138,11 @@ async def _password_matches(
     request: Request, keys: list[Key], email: str, password: str
 ) -> str | None:
     """The account whose password this is; None (the failure counted) if it is not one."""
+    passwords = passwords_of(request)
+    passwords.check_room()
     async with services_of(request).pool.connection() as conn:
         await throttle.check(conn, keys)
-    account = await _account_by_email(request, email)
-    passwords = passwords_of(request)
+        account = await _account_by_email(conn, email)
     known_hash = account[1] if account else passwords.nobody
     matches = await passwords.match(known_hash, password)
     async with services_of(request).pool.connection() as conn:

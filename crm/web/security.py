@@ -63,6 +63,12 @@ class Passwords:
         # checked when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
         self.nobody = self._hasher.hash("not the password of anyone")
 
+    def check_room(self) -> None:
+        """PasswordsBusy now if the queue is full: a flood is turned away before it asks the
+        database anything (the pool has 10 connections for everyone)."""
+        if self._waiting >= self.queue:
+            raise PasswordsBusy()
+
     async def hash(self, password: str) -> str:
         return await self._bounded(self._hasher.hash, password)
 
@@ -76,8 +82,7 @@ class Passwords:
             return False
 
     async def _bounded(self, work: Callable[..., T], *args: str) -> T:
-        if self._waiting >= self.queue:
-            raise PasswordsBusy()
+        self.check_room()
         self._waiting += 1
         try:
             async with self._slots:
