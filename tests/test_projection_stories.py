@@ -27,6 +27,13 @@ STORIES: dict[str, Story] = {
     .then(
         CONTACTS, {"name": "Ada L.", "next_meeting_on": "2026-12-01", "next_meeting_notes": "*tea*"}
     ),
+    "a contact's revisions count its own edits and notes, as the write side does": given(
+        event("contact-created"),
+        event("next-meeting-notes-written"),
+        event("contact-tagged", tag="math"),
+    )
+    .when(event("contact-edited"), event("contact-edited"), event("next-meeting-notes-written"))
+    .then(CONTACTS, {"details_revision": 3, "notes_revision": 2}),
     "a deleted contact has no row": given(event("contact-created"))
     .when(event("contact-deleted"))
     .then(CONTACTS),
