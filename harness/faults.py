@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ class Write:
     seconds: float = 0.0
     contact_id: str | None = None
     acknowledged: bool = False
+    retry_after: str | None = None  # the Retry-After header of a 503
 
 
 class User:
@@ -162,6 +163,7 @@ class User:
             return
         write.seconds = time.monotonic() - write.sent_at
         write.status = response.status_code
+        write.retry_after = response.headers.get("retry-after")
         location = response.headers.get("location", "")
         if response.status_code == 303 and not location.startswith("/login"):
             write.acknowledged = True
@@ -225,8 +227,8 @@ class Writer(threading.Thread):
                     self.rng.choice(self.user.contacts), date(2031, 6, 1), f"{self.label} note {n}"
                 )
             self.writes.append(write)
-            if write.status == 0:
-                time.sleep(0.05)  # the app is down: do not spin
+            if write.status == 0 or write.status >= 500:
+                time.sleep(0.1)  # the app or its database is down: try again in a moment
 
     def stop(self) -> None:
         self.stopping.set()
@@ -264,20 +266,21 @@ class Message:
     data: str
 
 
-@dataclass
 class Page(threading.Thread):
     """An open page's EventSource: GET /stream with the user's cookies; on a lost connection it
     reconnects with Last-Event-ID set to the last id it was given, used as an opaque string."""
 
-    base: str
-    cookies: httpx.Cookies
-    reconnect: bool = True
-    messages: list[Message] = field(default_factory=list)
-    connects: list[tuple[float, int]] = field(default_factory=list)  # (when, status)
-    last_id: str | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        base: str,
+        cookies: httpx.Cookies,
+        reconnect: bool = True,
+        last_id: str | None = None,
+    ) -> None:
         super().__init__(daemon=True)
+        self.base, self.cookies, self.reconnect, self.last_id = base, cookies, reconnect, last_id
+        self.messages: list[Message] = []
+        self.connects: list[tuple[float, int]] = []  # (when, status)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
