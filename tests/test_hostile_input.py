@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from crm.web import params
 from crm.web.forms import Form
 from crm.web.stream import _last_seen
+from crm.web.tokens import Tokens
 from tests.web_support import add_contact, app_client, csrf_of, event_count, sign_up
 
 NOBODY = "00000000-0000-0000-0000-000000000000"
@@ -316,15 +317,21 @@ def _request(query: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
     return Request({"type": "http", "query_string": query, "headers": headers})
 
 
+TOKENS = Tokens("a secret key")  # /stream takes only tokens of positions (crm/web/tokens.py)
+
+
 @pytest.mark.parametrize("raw", [n.encode() for n in MALFORMED_NUMBERS] + [b"\xff\xfe"], ids=short)
 def test_a_malformed_last_event_id_or_since_means_news_from_now_on(raw: bytes) -> None:
-    assert _last_seen(_request(b"since=" + raw.replace(b"\x00", b"%00"), [])) is None
-    assert _last_seen(_request(b"", [(b"last-event-id", raw)])) is None
+    assert _last_seen(_request(b"since=" + raw.replace(b"\x00", b"%00"), []), TOKENS) is None
+    assert _last_seen(_request(b"", [(b"last-event-id", raw)]), TOKENS) is None
 
 
 def test_a_malformed_last_event_id_leaves_since_to_decide() -> None:
-    assert _last_seen(_request(b"since=7", [(b"last-event-id", b"\xc2\xb2")])) == 7
-    assert _last_seen(_request(b"since=7", [(b"last-event-id", b"12")])) == 12
+    since = b"since=" + TOKENS.seal(7).encode()
+    assert _last_seen(_request(since, [(b"last-event-id", b"\xc2\xb2")]), TOKENS) == 7
+    assert _last_seen(_request(since, [(b"last-event-id", b"12")]), TOKENS) == 7
+    twelve = TOKENS.seal(12).encode()
+    assert _last_seen(_request(since, [(b"last-event-id", twelve)]), TOKENS) == 12
 
 
 def _stream_status(account: Account, query: bytes, headers: list[tuple[bytes, bytes]]) -> int:

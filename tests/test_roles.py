@@ -174,3 +174,11 @@ async def test_the_password_is_set_as_the_verifier_postgresql_would_store(
         assert scram_verifier("correct horse", salt) == stored
     finally:
         await conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+async def test_a_replay_run_as_the_superuser_leaves_the_tables_to_the_runtime_role(
+    db_url: str, conn: AsyncConnection[Any]
+) -> None:
+    types = (await prepare(db_url)).types
+    await rebuild(db_url, types, ALL, renderer=support.renderer)  # db_url: the superuser's
+    assert await not_owned_by(conn, RUNTIME_ROLE) == []

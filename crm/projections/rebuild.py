@@ -212,6 +212,19 @@ async def swap_in(conn: AsyncConnection[Any], projection: Projection[Any], shado
     The live table may have been built by an older declaration, or not exist yet.
     """
     table = projection.table
+    # whoever runs the replay (a superuser too), the table stays the runtime role's, which owns
+    # `projections` (crm/roles.py): the app must go on writing to it
+    cursor = await conn.execute(
+        "SELECT tableowner FROM pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'projections'"
+    )
+    owner = await cursor.fetchone()
+    if owner is not None:
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                sql.Identifier(shadow), sql.Identifier(owner[0])
+            )
+        )
     await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
     await conn.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(table))

@@ -37,14 +37,13 @@ def _message(tokens: Tokens, projection: str, position: int) -> ServerSentEvent:
     return ServerSentEvent(token, event=projection, id=token)
 
 
-def _reconnected(request: Request) -> bool:
-    """Did the page hear this app before (a browser's Last-Event-ID, else ?since=)?
+def _last_seen(request: Request, tokens: Tokens) -> int | None:
+    """The position a page last heard (a browser's Last-Event-ID, else ?since=); else None.
 
     A malformed or forged token counts as absent: the page then hears only news from now on.
     """
-    tokens = tokens_of(request)
     header = tokens.opened(request.headers.get("Last-Event-ID"))
-    return header is not None or tokens.opened(request.query_params.get("since")) is not None
+    return header if header is not None else tokens.opened(request.query_params.get("since"))
 
 
 @routes.get("/stream")
@@ -60,7 +59,7 @@ async def stream(request: Request) -> Response:
         )
     broadcaster = services_of(request).broadcaster
     tokens = tokens_of(request)
-    reconnected = _reconnected(request)
+    reconnected = _last_seen(request, tokens) is not None
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
         # counted while the stream runs: a stream that never started holds nothing

@@ -54,10 +54,11 @@ class Tokens:
 
 
 @lru_cache(maxsize=4)
-def _tokens_for(settings: Settings) -> Tokens:
+def tokens_for(settings: Settings) -> Tokens:
+    """The tokens of an app run with these settings."""
     return Tokens(secret_key(settings))  # read once, not on every request
 
 
 def tokens_of(request: Request) -> Tokens:
     """The running app's tokens (keyed by its secret key, as its session cookies are)."""
-    return _tokens_for(services_of(request).settings)
+    return tokens_for(services_of(request).settings)
