@@ -1,4 +1,4 @@
-"""Sign-up, log-in and log-out."""
+"""Log-in and log-out, and what the sign-up and account pages share with them."""
 
 from typing import Any
 
@@ -6,10 +6,8 @@ from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from crm.store import commands
 from crm.web import throttle
-from crm.web.answers import attempt
-from crm.web.forms import Form, FormSpec, posted_form, time_zones
+from crm.web.forms import Form, posted_form, time_zones
 from crm.web.params import a_local_path
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -18,18 +16,15 @@ from crm.web.templating import templates
 from crm.web.throttle import Key, Throttled
 
 routes = Routes()
-SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 LOGIN_FIELDS = ("email", "password")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 # Failures allowed before each further one doubles the wait: few for one account (a guesser
 # has 5 free tries, then 1 s, 2 s, 4 s... up to 15 min), more for an address (a household or an
-# office behind one address). A sign-up refused because the e-mail has an account counts as a
-# failure (it is how one probes for accounts); so does every account made, past a day's worth.
+# office behind one address).
 LOG_IN_PER_ACCOUNT, LOG_IN_PER_ADDRESS = 5, 20
-SIGN_UP_TAKEN_PER_EMAIL, SIGN_UP_TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS = 3, 10, 20
 
 
-def _page(request: Request, name: str, form: Form, status: int = 200, **extra: Any) -> Response:
+def auth_page(request: Request, name: str, form: Form, status: int = 200, **extra: Any) -> Response:
     context = {"form": form, "time_zones": time_zones(), "next": _next(request), **extra}
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -44,10 +39,10 @@ def _wait_in_words(seconds: int) -> str:
     return f"{round(seconds / 60)} minutes"
 
 
-def _slow_down(request: Request, name: str, form: Form, seconds: int, what: str) -> Response:
+def slow_down(request: Request, name: str, form: Form, seconds: int, what: str) -> Response:
     """429 with the form and a message saying how long to wait; nothing was checked."""
     problem = f"Too many {what}. Try again in {_wait_in_words(seconds)}."
-    response = _page(request, name, form, 429, problem=problem)
+    response = auth_page(request, name, form, 429, problem=problem)
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -60,62 +55,9 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def _sign_up_keys(request: Request, email: str) -> dict[str, Key]:
-    address = throttle.client_address(request)
-    return {
-        "taken": Key(f"sign-up:taken:{email}", SIGN_UP_TAKEN_PER_EMAIL),
-        "taken_here": Key(f"sign-up:taken-from:{address}", SIGN_UP_TAKEN_PER_ADDRESS),
-        "made": Key(f"sign-up:made-from:{address}", ACCOUNTS_PER_ADDRESS),
-    }
-
-
-@routes.get("/signup")
-async def signup_page(request: Request) -> Response:
-    return _page(request, "signup.html", SIGN_UP.blank(services_of(request).types))
-
-
-@routes.post("/signup")
-async def signup(request: Request) -> Response:
-    data = await posted_form(request)
-    check_csrf(request, data)
-    form = SIGN_UP.read(data, services_of(request).types)
-    password = form.secret(data, "password")
-    form.a_time_zone("time_zone")
-    problem = password_problem(password)
-    if problem:
-        form.fail("password", problem)
-    if not form.ok:
-        return _page(request, "signup.html", form, 422)
-    keys = _sign_up_keys(request, form["email"].lower())
-    try:
-        passwords_of(request).check_room()
-        async with services_of(request).pool.connection() as conn:
-            await throttle.check(conn, list(keys.values()))
-        password_hash = await passwords_of(request).hash(password)
-    except Throttled as throttled:
-        return _slow_down(request, "signup.html", form, throttled.seconds, "sign-ups from here")
-    except PasswordsBusy:
-        return _slow_down(request, "signup.html", form, 1, "log-ins at once")
-    done = await attempt(
-        request,
-        form,
-        lambda conn, types: commands.sign_up(
-            conn, types, form["email"], password_hash, form["time_zone"]
-        ),
-    )
-    counted = [keys["made"]] if done else [keys["taken"], keys["taken_here"]]
-    async with services_of(request).pool.connection() as conn:
-        await throttle.failed(conn, counted)
-    if done is None:
-        return _page(request, "signup.html", form, 422)
-    await log_in(request, done.subject_id, form["email"].lower())
-    flash(request, "Welcome! Your account is ready.")
-    return RedirectResponse("/contacts", status_code=303)
-
-
 @routes.get("/login")
 async def login_page(request: Request) -> Response:
-    return _page(request, "login.html", Form({n: "" for n in LOGIN_FIELDS}))
+    return auth_page(request, "login.html", Form({n: "" for n in LOGIN_FIELDS}))
 
 
 async def _account_by_email(conn: AsyncConnection[Any], email: str) -> tuple[str, str] | None:
@@ -164,18 +106,18 @@ async def login(request: Request) -> Response:
     if not password:
         form.fail("password", "is required")
     if not form.ok:
-        return _page(request, "login.html", form, 422)
+        return auth_page(request, "login.html", form, 422)
     email = form["email"].lower()
     try:
         account_id = await _password_matches(request, _log_in_keys(request, email), email, password)
     except Throttled as throttled:
         what = "failed log-ins for this e-mail or from your address"
-        return _slow_down(request, "login.html", form, throttled.seconds, what)
+        return slow_down(request, "login.html", form, throttled.seconds, what)
     except PasswordsBusy:
-        return _slow_down(request, "login.html", form, 1, "log-ins at once")
+        return slow_down(request, "login.html", form, 1, "log-ins at once")
     if account_id is None:
         form.fail("password", "does not match this e-mail; check both and try again")
-        return _page(request, "login.html", form, 422)
+        return auth_page(request, "login.html", form, 422)
     await log_in(request, account_id, email)
     return RedirectResponse(_next(request), status_code=303)
 

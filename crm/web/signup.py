@@ -1,0 +1,215 @@
+"""Sign-up: at once, or, when crm can send e-mail, once the address is confirmed.
+
+With CRM_SMTP_URL set, POST /signup answers the same page whether or not the address has an
+account, and e-mails the address: a link that creates the account, or a note that it has one.
+Nobody learns which addresses have accounts, and nobody signs up with an address that is not
+theirs (the morning e-mail would go to it). Without a way to send mail (a local install, mail
+written to an outbox folder), the account is made at once and a taken address is named as such:
+there is no one else to reach; sign-ups refused that way are throttled per address and e-mail.
+"""
+
+import asyncio
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from psycopg import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from crm.jobs.mail import one_mailbox, refuse_injected_headers
+from crm.store import commands
+from crm.store.event_types import EventTypes
+from crm.web import sign_up_requests, throttle
+from crm.web.answers import attempt
+from crm.web.auth import auth_page, password_problem, slow_down
+from crm.web.forms import Form, FormSpec, posted_form
+from crm.web.requests import services_of
+from crm.web.routing import Routes
+from crm.web.security import PasswordsBusy, check_csrf, flash, log_in, passwords_of
+from crm.web.sign_up_requests import Waiting
+from crm.web.templating import templates
+from crm.web.throttle import Key, Throttled
+
+routes = Routes()
+SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
+# A sign-up refused because the e-mail has an account counts as a failure (it is how one probes
+# for accounts), per e-mail and per address; so does every account made or link mailed past a
+# day's worth from one address, and every link mailed to one e-mail past a few.
+TAKEN_PER_EMAIL, TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS, MAILS_PER_EMAIL = 3, 10, 20, 3
+WELCOME = "Welcome! Your account is ready."
+
+
+def _keys(request: Request, email: str) -> dict[str, Key]:
+    address = throttle.client_address(request)
+    return {
+        "taken": Key(f"sign-up:taken:{email}", TAKEN_PER_EMAIL),
+        "taken_here": Key(f"sign-up:taken-from:{address}", TAKEN_PER_ADDRESS),
+        "made": Key(f"sign-up:made-from:{address}", ACCOUNTS_PER_ADDRESS),
+        "mailed": Key(f"sign-up:mailed:{email}", MAILS_PER_EMAIL),
+    }
+
+
+def _mails(request: Request) -> bool:
+    """Whether crm can reach an address: only then is sign-up confirmed by e-mail."""
+    return bool(services_of(request).settings.smtp_url)
+
+
+@routes.get("/signup")
+async def signup_page(request: Request) -> Response:
+    return auth_page(request, "signup.html", SIGN_UP.blank(services_of(request).types))
+
+
+@routes.post("/signup")
+async def signup(request: Request) -> Response:
+    data = await posted_form(request)
+    check_csrf(request, data)
+    form = SIGN_UP.read(data, services_of(request).types)
+    password = form.secret(data, "password")
+    form.a_time_zone("time_zone")
+    problem = password_problem(password)
+    if problem:
+        form.fail("password", problem)
+    if not form.ok:
+        return auth_page(request, "signup.html", form, 422)
+    email = form["email"].lower()
+    keys = _keys(request, email)
+    try:
+        passwords_of(request).check_room()
+        async with services_of(request).pool.connection() as conn:
+            await throttle.check(conn, list(keys.values()))
+        password_hash = await passwords_of(request).hash(password)
+    except Throttled as throttled:
+        return slow_down(request, "signup.html", form, throttled.seconds, "sign-ups")
+    except PasswordsBusy:
+        return slow_down(request, "signup.html", form, 1, "log-ins at once")
+    waiting = Waiting(email, password_hash, form["time_zone"])
+    if _mails(request):
+        return await _mail_link(request, form, waiting, [keys["made"], keys["mailed"]])
+    return await _sign_up_now(request, form, waiting, keys)
+
+
+async def _sign_up_now(
+    request: Request, form: Form, waiting: Waiting, keys: dict[str, Key]
+) -> Response:
+    done = await attempt(request, form, lambda conn, types: _make(conn, types, waiting))
+    counted = [keys["made"]] if done else [keys["taken"], keys["taken_here"]]
+    async with services_of(request).pool.connection() as conn:
+        await throttle.failed(conn, counted)
+    if done is None:
+        return auth_page(request, "signup.html", form, 422)
+    await log_in(request, done.subject_id, waiting.email)
+    flash(request, WELCOME)
+    return RedirectResponse("/contacts", status_code=303)
+
+
+async def _make(conn: AsyncConnection[Any], types: EventTypes, waiting: Waiting) -> commands.Done:
+    return await commands.sign_up(
+        conn, types, waiting.email, waiting.password_hash, waiting.time_zone
+    )
+
+
+async def _mail_link(
+    request: Request, form: Form, waiting: Waiting, counted: list[Key]
+) -> Response:
+    """The same page for any address: a link to finish, or a note that it has an account,
+    is sent to the address itself."""
+    async with services_of(request).pool.connection() as conn:
+        await throttle.failed(conn, counted)
+        taken = await conn.execute(
+            "SELECT 1 FROM entities WHERE kind = 'account' AND name = %s", (waiting.email,)
+        )
+        if await taken.fetchone() is None:
+            token = await sign_up_requests.store(conn, waiting)
+            message = _confirm_message(request, waiting.email, token)
+        else:
+            message = _has_account_message(request, waiting.email)
+    transport = services_of(request).morning_email.transport
+    try:
+        await asyncio.to_thread(transport.send, message)
+    except (OSError, ValueError) as error:  # smtplib's errors are OSErrors
+        form.fail(
+            "email", f"could not be sent the link just now ({type(error).__name__}); try again"
+        )
+        return auth_page(request, "signup.html", form, 503)
+    return templates.TemplateResponse(request, "signup_sent.html", {"email": waiting.email})
+
+
+def _message(request: Request, to: str, subject: str, body: str) -> EmailMessage:
+    sender = services_of(request).settings.mail_from
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = one_mailbox(to)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    message.set_content(body)
+    refuse_injected_headers(message)
+    return message
+
+
+def _confirm_message(request: Request, email: str, token: str) -> EmailMessage:
+    link = str(request.url_for("confirm_page").include_query_params(token=token))
+    return _message(
+        request,
+        email,
+        "Finish creating your crm account",
+        f"To finish creating your crm account for {email}, open this link within 24 hours:\n\n"
+        f"{link}\n\nIf you did not sign up, ignore this e-mail: no account is made without it."
+        "\n\n-- \ncrm\n",
+    )
+
+
+def _has_account_message(request: Request, email: str) -> EmailMessage:
+    login = str(request.url_for("login_page"))
+    return _message(
+        request,
+        email,
+        "You already have a crm account",
+        f"Someone, perhaps you, asked to create a crm account for {email}, which already has"
+        f" one. To use it, log in at:\n\n{login}\n\nIf it was not you, ignore this e-mail:"
+        " nothing has changed.\n\n-- \ncrm\n",
+    )
+
+
+@routes.get("/signup/confirm")
+async def confirm_page(request: Request) -> Response:
+    """A button, not the account at once: mail scanners open links, and must not sign up."""
+    token = request.query_params.get("token", "")
+    async with services_of(request).pool.connection() as conn:
+        waiting = await sign_up_requests.look(conn, token) if token else None
+    return _confirm(request, token, waiting)
+
+
+def _confirm(request: Request, token: str, waiting: Waiting | None) -> Response:
+    context = {"token": token, "waiting": waiting}
+    status = 200 if waiting else 410
+    return templates.TemplateResponse(request, "signup_confirm.html", context, status_code=status)
+
+
+@routes.post("/signup/confirm")
+async def confirm(request: Request) -> Response:
+    data = await posted_form(request)
+    check_csrf(request, data)
+    token = data.get("token")
+    token = token if isinstance(token, str) else ""
+    taken: list[Waiting] = []
+
+    async def make(conn: AsyncConnection[Any], types: EventTypes) -> commands.Done:
+        async with conn.transaction():  # the link is used up only if the account is made
+            waiting = await sign_up_requests.take(conn, token)
+            if waiting is None:
+                raise commands.CommandRefused("expired")
+            taken.append(waiting)
+            return await _make(conn, types, waiting)
+
+    form = Form({"email": ""})
+    done = await attempt(request, form, make)
+    if done is None or not taken:
+        if taken:  # made meanwhile by another link to the same address
+            flash(request, f"{taken[0].email} already has an account: log in.")
+            return RedirectResponse("/login", status_code=303)
+        return _confirm(request, token, None)
+    await log_in(request, done.subject_id, taken[0].email)
+    flash(request, WELCOME)
+    return RedirectResponse("/contacts", status_code=303)

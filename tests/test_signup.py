@@ -1,0 +1,163 @@
+"""Sign-up tells nobody which addresses have accounts when crm can send e-mail: the answer is the
+same page either way, and the address's owner learns the rest by e-mail (a real SMTP server)."""
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from starlette.testclient import TestClient
+
+from harness.smtp import SmtpServer
+from tests.web_support import another_browser, app_client, csrf_of, event_count, log_in, sign_up
+
+_LINK = re.compile(r"(http://\S+/signup/confirm\?token=\S+)")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(db_url: str, tmp_path: Path, smtp: SmtpServer) -> Iterator[TestClient]:
+    with app_client(db_url, tmp_path, environ={"CRM_SMTP_URL": smtp.url}) as first:
+        yield first
+
+
+def ask_to_sign_up(
+    browser: TestClient, email: str, password: str = "a new password"
+) -> httpx.Response:
+    data = {"email": email, "password": password, "time_zone": "Europe/Paris"}
+    return browser.post("/signup", data={**data, "csrf_token": csrf_of(browser, "/signup")})
+
+
+def mail_to(smtp: SmtpServer, email: str, count: int = 1) -> str:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = [m for m in smtp.inbox.messages if m["To"] == email.lower()]
+        if len(found) >= count:
+            body = found[count - 1].get_payload(decode=True)
+            assert isinstance(body, bytes)
+            return body.decode()
+        time.sleep(0.02)
+    raise AssertionError(f"no e-mail to {email}")
+
+
+def follow(browser: TestClient, body: str) -> httpx.Response:
+    match = _LINK.search(body)
+    assert match, body
+    page = browser.get(match.group(1))
+    assert page.status_code == 200 and "Create my account" in page.text
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    return browser.post(
+        "/signup/confirm",
+        data={"token": token.group(1), "csrf_token": csrf_of(browser, "/signup")},
+    )
+
+
+def accounts(db_url: str) -> list[str]:
+    with psycopg.connect(db_url) as conn:
+        return [e for (e,) in conn.execute("SELECT name FROM entities WHERE kind = 'account'")]
+
+
+def test_sign_up_answers_the_same_for_a_new_and_a_taken_address(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    ada = another_browser(site)
+    assert follow(ada, _sign_up_and_read(ada, smtp, "ada@example.com")).status_code == 303
+    new, taken = another_browser(site), another_browser(site)
+    answers = [ask_to_sign_up(new, "grace@example.com"), ask_to_sign_up(taken, "ada@example.com")]
+    assert [a.status_code for a in answers] == [200, 200]
+    pages = [
+        a.text.replace("grace@example.com", "X").replace("ada@example.com", "X") for a in answers
+    ]
+    pages = [re.sub(r'value="[^"]{20,}"', "", page) for page in pages]  # their CSRF tokens
+    assert pages[0] == pages[1]
+    assert "Check your e-mail" in pages[0]
+    assert "already" not in pages[0]
+    assert "You already have a crm account" in str(
+        [m["Subject"] for m in smtp.inbox.messages if m["To"] == "ada@example.com"]
+    )
+    assert "log in at" in mail_to(smtp, "ada@example.com", 2)
+    assert accounts(db_url) == ["ada@example.com"]  # grace has none until she follows her link
+
+
+def _sign_up_and_read(browser: TestClient, smtp: SmtpServer, email: str) -> str:
+    assert ask_to_sign_up(browser, email).status_code == 200
+    return mail_to(smtp, email)
+
+
+def test_the_link_makes_the_account_once_and_logs_in(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    grace = another_browser(site)
+    body = _sign_up_and_read(grace, smtp, "Grace@Example.com")
+    events = event_count(db_url)
+    made = follow(grace, body)
+    assert made.status_code == 303 and made.headers["location"] == "/contacts"
+    assert "Welcome!" in grace.get("/contacts").text
+    assert event_count(db_url) == events + 1
+    assert accounts(db_url) == ["grace@example.com"]
+    again = another_browser(site)
+    used = again.get(_LINK.search(body).group(1))  # type: ignore[union-attr]
+    assert used.status_code == 410 and "no longer works" in used.text
+    log_in(another_browser(site), "grace@example.com", "a new password")
+
+
+def test_a_link_that_was_never_sent_or_has_expired_makes_nothing(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    browser = another_browser(site)
+    body = _sign_up_and_read(browser, smtp, "grace@example.com")
+    for forged in ("", "x", "A" * 5000, "%00", "' OR 1=1 --"):
+        answer = browser.get("/signup/confirm", params={"token": forged})
+        assert answer.status_code == 410
+        posted = browser.post(
+            "/signup/confirm", data={"token": forged, "csrf_token": csrf_of(browser, "/signup")}
+        )
+        assert posted.status_code == 410
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE sign_up_requests SET expires_at = now() - interval '1 second'")
+    assert browser.get(_LINK.search(body).group(1)).status_code == 410  # type: ignore[union-attr]
+    assert accounts(db_url) == []
+
+
+def test_two_links_to_one_address_make_one_account(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    first, second = another_browser(site), another_browser(site)
+    body_one = _sign_up_and_read(first, smtp, "ada@example.com")
+    ask_to_sign_up(second, "ada@example.com", "another password")
+    body_two = mail_to(smtp, "ada@example.com", 2)
+    assert follow(first, body_one).headers["location"] == "/contacts"
+    answer = follow(second, body_two)
+    assert answer.headers["location"] == "/login"
+    assert "already has an account" in second.get("/login").text
+    assert accounts(db_url) == ["ada@example.com"]
+
+
+def test_one_address_is_sent_only_a_few_links(site: TestClient, smtp: SmtpServer) -> None:
+    answers = [
+        ask_to_sign_up(another_browser(site), "victim@example.com").status_code for _ in range(4)
+    ]
+    assert answers == [200, 200, 200, 429]
+    assert len([m for m in smtp.inbox.messages if m["To"] == "victim@example.com"]) == 3
+
+
+def test_without_a_way_to_send_mail_the_account_is_made_at_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    with app_client(db_url, tmp_path) as site:
+        ada = another_browser(site)
+        sign_up(ada, "ada@example.com")
+        assert "Welcome!" in ada.get("/contacts").text
+        taken = ask_to_sign_up(another_browser(site), "ada@example.com")
+        assert taken.status_code == 422 and "already belongs to an account" in taken.text
