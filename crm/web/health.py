@@ -6,11 +6,14 @@ database.
 
 Anyone may ask, and is told the status alone. The details (positions, parked events, the
 morning e-mail's counts) are for an operator: a request with `Authorization: Bearer
-<CRM_OPERATOR_TOKEN>`, or one from a loopback address that no proxy forwarded (a proxy on the same
-machine connects from 127.0.0.1 too, so any forwarding header counts as "from elsewhere"). Even
-then they name no one: a parked event is listed by its projection, position, event type and the
-class of its error, never the contact it is about or the error's message (a unique violation's
-quotes the values it found). `python -m crm.parked` lists those.
+<CRM_OPERATOR_TOKEN>`, or one from a loopback address that no proxy forwarded. A proxy on the
+same machine connects from 127.0.0.1 too, so any forwarding header counts as "from elsewhere".
+uvicorn, trusting X-Forwarded-For from 127.0.0.1 by default, rewrites the client address from
+it; that grants nothing here, since the header itself is what is checked.
+
+Even an operator's details name no one: a parked event is listed by its projection, position,
+event type and the class of its error, never the contact it is about or the error's message (a
+unique violation's quotes the values it found). `python -m crm.parked` lists those.
 """
 
 import hmac
