@@ -1,16 +1,26 @@
 """Server-side sessions and the account page: a session ends when it is ended, wherever its
 cookie went, and the account's password and time zone change by events."""
 
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from crm.settings import load
+from crm.web import stream
+from crm.web.app import create_app
 from crm.web.sessions import IDLE
+from harness.processes import free_port, wait_until
 from tests.web_support import (
+    CHEAP_PASSWORDS,
     add_contact,
     another_browser,
     app_client,
@@ -206,3 +216,43 @@ def test_the_account_page_is_the_accounts_own(site: TestClient, ada: TestClient)
     assert logged_out(another_browser(site))
     anonymous = another_browser(site)
     assert anonymous.get("/account").headers["location"].startswith("/login")
+
+
+@contextmanager
+def served(app: Starlette) -> Iterator[str]:
+    """The app in uvicorn on a real socket, in this process (SSE needs a real server)."""
+    server = uvicorn.Server(uvicorn.Config(app, port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 30, "uvicorn started")
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_an_open_stream_closes_once_its_session_is_ended_elsewhere(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream, "SESSION_CHECK_SECONDS", 0.2)
+    settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)})
+    app = create_app(settings, password_hasher=CHEAP_PASSWORDS)
+    with (
+        served(app) as base,
+        httpx.Client(base_url=base, timeout=10) as laptop,
+        httpx.Client(base_url=base, timeout=10) as phone,
+    ):
+        sign_up(laptop, "ada@example.com")
+        log_in(phone, "ada@example.com")
+        with phone.stream("GET", "/stream") as opened:
+            assert opened.status_code == 200
+            started = time.monotonic()
+            assert post(laptop, "/account/sessions/end-others").status_code == 303
+            for _ in opened.iter_lines():
+                pass  # pings, until the server ends the stream (or the 10 s read timeout)
+            closed_after = time.monotonic() - started
+        assert closed_after < 5
+        assert phone.get("/stream").status_code == 401
+        with laptop.stream("GET", "/stream") as still:
+            assert still.status_code == 200

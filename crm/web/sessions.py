@@ -85,6 +85,14 @@ async def find(conn: AsyncConnection[Any], token: str) -> Session | None:
     return Session(account_id, email, id_hash)
 
 
+async def alive(conn: AsyncConnection[Any], session: Session) -> bool:
+    """Whether the session has not ended since it was found."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM sessions WHERE id_hash = %s AND expires_at > now()", (session.id_hash,)
+    )
+    return await cursor.fetchone() is not None
+
+
 async def end(conn: AsyncConnection[Any], token: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE id_hash = %s", (_hash(token),))
 

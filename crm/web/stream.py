@@ -9,20 +9,25 @@ is a token of ours, every live projection is announced at once, whether it moved
 that the page catches up on what it missed and learns nothing of what others did meanwhile.
 """
 
+import asyncio
+import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import psycopg
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crm.broadcaster import Broadcaster
+from crm.web import sessions
 from crm.web.requests import services_of
 from crm.web.routing import Routes
-from crm.web.security import LoginRequired, current_account
+from crm.web.security import signed_in
 from crm.web.tokens import Tokens, tokens_of
 
 routes = Routes()
+log = logging.getLogger(__name__)
 
 # The projections pages show; the accounts projection is read only at log-in.
 LIVE = ("contacts", "interactions", "meeting_notes_emails")
@@ -30,6 +35,9 @@ LIVE = ("contacts", "interactions", "meeting_notes_emails")
 # would hold memory (~30 KB each) and slow every other account's news.
 MAX_STREAMS_PER_ACCOUNT = 20
 _open: Counter[str] = Counter()
+# How soon an open stream notices that its session ended (a log-out elsewhere, a password
+# change): it then closes, and the browser's reconnection is answered 401.
+SESSION_CHECK_SECONDS = 30.0
 
 
 def _message(tokens: Tokens, projection: str, position: int) -> ServerSentEvent:
@@ -48,10 +56,10 @@ def _last_seen(request: Request, tokens: Tokens) -> int | None:
 
 @routes.get("/stream")
 async def stream(request: Request) -> Response:
-    try:
-        account = await current_account(request)
-    except LoginRequired:
+    session = await signed_in(request)
+    if session is None:
         return Response("log in first", status_code=401)
+    account = session.account_id
     if _open[account] >= MAX_STREAMS_PER_ACCOUNT:
         return Response(
             f"at most {MAX_STREAMS_PER_ACCOUNT} open pages per account; close some",
@@ -61,11 +69,20 @@ async def stream(request: Request) -> Response:
     tokens = tokens_of(request)
     reconnected = _last_seen(request, tokens) is not None
 
+    async def still_signed_in() -> bool:
+        try:
+            async with services_of(request).pool.connection() as conn:
+                return await sessions.alive(conn, session)
+        except psycopg.Error as error:  # a database restarting ends no one's session
+            log.info("a stream's session could not be checked: %s", error)
+            return True
+
     async def messages() -> AsyncIterator[ServerSentEvent]:
         # counted while the stream runs: a stream that never started holds nothing
         _open[account] += 1
         try:
-            async for message in _news(broadcaster, tokens, account, reconnected):
+            news = _news(broadcaster, tokens, account, reconnected, still_signed_in)
+            async for message in news:
                 yield message
         finally:
             _open[account] -= 1
@@ -76,7 +93,11 @@ async def stream(request: Request) -> Response:
 
 
 async def _news(
-    broadcaster: Broadcaster, tokens: Tokens, account: str, reconnected: bool
+    broadcaster: Broadcaster,
+    tokens: Tokens,
+    account: str,
+    reconnected: bool,
+    still_signed_in: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[ServerSentEvent]:
     """Every live projection when reconnected, then every advance that concerns the account.
 
@@ -89,6 +110,11 @@ async def _news(
             for name in LIVE:
                 yield _message(tokens, name, broadcaster.positions.get(name, 0))
         while True:
-            advanced = await news.get()
+            try:
+                advanced = await asyncio.wait_for(news.get(), SESSION_CHECK_SECONDS)
+            except TimeoutError:
+                if not await still_signed_in():
+                    return
+                continue
             if advanced.projection in LIVE and advanced.concerns(account):
                 yield _message(tokens, advanced.projection, advanced.position)
