@@ -214,6 +214,8 @@ def test_the_pages_and_htmx_work_under_the_policy_without_a_violation(
     expect(page.locator("#interactions li:not(.pending-item)").first).to_contain_text("Lunch")
     assert page.evaluate("window.__no_reload === true"), "the page was reloaded, not swapped"
 
+    page.goto("/account")
+    expect(page.locator("main")).to_contain_text("alice@example.com")
     page.goto("/interactions")
     expect(page.locator("#interaction-list")).to_contain_text("Lunch")
     page.goto("/contacts")
