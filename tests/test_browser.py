@@ -2,10 +2,12 @@
 
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from crm.web.tokens import Tokens
 from harness.browser import add_inline, new_context, open_contact, sign_up
 
 # Run in every page of a context before its own scripts: whether its stream is open, and the
@@ -15,7 +17,7 @@ window.__sse_open = false;
 window.__sse = [];
 document.addEventListener('htmx:sseOpen', () => { window.__sse_open = true; });
 document.addEventListener('htmx:sseMessage',
-  e => window.__sse.push([e.detail.type, Number(e.detail.lastEventId)]));
+  e => window.__sse.push([e.detail.type, e.detail.lastEventId]));
 """
 
 
@@ -28,9 +30,12 @@ def not_reloaded(page: Page) -> bool:
     return bool(page.evaluate("window.__no_reload === true"))
 
 
-def heard(page: Page) -> list[tuple[str, int]]:
-    """The news the page's stream brought, as (projection, position), since LISTEN ran."""
-    return [(name, position) for name, position in page.evaluate("window.__sse")]
+def heard(page: Page, tokens: Tokens) -> list[tuple[str, int]]:
+    """The news the page's stream brought, as (projection, position), since LISTEN ran: the
+    stream carries sealed tokens (crm/web/tokens.py), opened here with the app's key."""
+    opened = [(name, tokens.opened(token)) for name, token in page.evaluate("window.__sse")]
+    assert all(position is not None for _, position in opened), opened
+    return [(name, position) for name, position in opened if position is not None]
 
 
 @pytest.fixture
@@ -86,8 +91,9 @@ def test_save_to_swap_latency_over_20_saves(alice: Page, capsys) -> None:
 
 
 def test_other_pages_of_the_account_update_live_and_other_accounts_do_not(
-    browser: Browser, base_url: str, alice: Page
+    browser: Browser, base_url: str, alice: Page, tmp_path: Path
 ) -> None:
+    tokens = Tokens((tmp_path / "secret_key").read_text().strip())  # the server fixture's
     alice.context.add_init_script(LISTEN)
     second_tab = alice.context.new_page()
     second_tab.goto("/contacts")
@@ -101,13 +107,13 @@ def test_other_pages_of_the_account_update_live_and_other_accounts_do_not(
     add_inline(alice, "Katherine Johnson")
     expect(second_tab.locator("#contact-list")).to_contain_text("Katherine Johnson")
     assert not_reloaded(second_tab)
-    katherine = [position for name, position in heard(second_tab) if name == "contacts"]
+    katherine = [position for name, position in heard(second_tab, tokens) if name == "contacts"]
     assert katherine
     # news of bob's own contact comes after alice's on his stream: once it is in, hers would be
     add_inline(bob, "Mary Winston")
     expect(bob.locator("#contact-list")).to_contain_text("Mary Winston")
     bob.wait_for_function("window.__sse.some(([name]) => name === 'contacts')")
-    assert all(position > max(katherine) for _, position in heard(bob)), heard(bob)
+    assert all(position > max(katherine) for _, position in heard(bob, tokens)), heard(bob, tokens)
     expect(bob.locator("#contact-list")).not_to_contain_text("Katherine Johnson")
     assert not_reloaded(bob)
     bob_context.close()
