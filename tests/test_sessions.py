@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from crm.settings import load
-from crm.web import stream
+from crm.web import sessions, stream
 from crm.web.app import create_app
 from crm.web.sessions import IDLE
 from harness.processes import free_port, wait_until
@@ -177,7 +177,7 @@ def test_an_unknown_time_zone_is_refused_beside_its_field(ada: TestClient, db_ur
     events = event_count(db_url)
     answer = post(ada, "/account/time-zone", time_zone="Mars/Olympus_Mons")
     assert answer.status_code == 422
-    assert "Time zone must be a time zone from the list" in answer.text
+    assert "Your time zone must be a time zone from the list" in answer.text
     assert event_count(db_url) == events
 
 
@@ -256,3 +256,26 @@ def test_an_open_stream_closes_once_its_session_is_ended_elsewhere(
         assert phone.get("/stream").status_code == 401
         with laptop.stream("GET", "/stream") as still:
             assert still.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "words"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+            " Chrome/120.0 Safari/537.36 Edg/120.0",
+            "Edge on Windows",
+        ),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1", "Safari on iPhone"),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+            "Firefox on Linux",
+        ),
+        ("curl/8.0", "An unknown browser"),
+        ("", "An unknown browser"),
+    ],
+)
+def test_a_session_is_listed_by_its_browser_and_system_in_words(
+    user_agent: str, words: str
+) -> None:
+    assert sessions.agent_in_words(user_agent) == words

@@ -59,7 +59,9 @@ async def _page(
         or TIME_ZONE.blank(services_of(request).types, time_zone=row[0] if row else ""),
         "password_form": password or Form({name: "" for name in PASSWORD_FIELDS}),
         "time_zones": time_zones(),
-        "sessions": listed,
+        # this browser first, then the most recently used
+        "sessions": sorted(listed, key=lambda listed: listed.id_hash != session.id_hash),
+        "agent_in_words": sessions.agent_in_words,
         "this_session": session.id_hash,
         "problem": problem,
     }
