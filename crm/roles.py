@@ -77,10 +77,11 @@ async def _ensure_role(conn: AsyncConnection[Any], superuser: bool, password: st
     row = await cursor.fetchone()
     if row is None:
         try:
-            await conn.execute(sql.SQL("CREATE ROLE {} " + _ATTRIBUTES).format(role))
+            async with conn.transaction():  # a savepoint: the caller's transaction goes on
+                await conn.execute(sql.SQL("CREATE ROLE {} " + _ATTRIBUTES).format(role))
             log.info("created the role %s that crm runs as", RUNTIME_ROLE)
         except (errors.DuplicateObject, errors.UniqueViolation):
-            pass  # another process starting at the same moment created it
+            pass  # another cluster-wide start created it (the lock is per database)
     elif not row[0]:
         await conn.execute(sql.SQL("ALTER ROLE {} " + _ATTRIBUTES).format(role))
     if password is not None:
@@ -192,9 +193,14 @@ async def runtime_url(url: str) -> str:
             return url
         admin_password = conn.info.password
         password = runtime_password(admin_password) if admin_password else None
-        await _ensure_role(conn, superuser, password)
-        await _grant_schema(conn)
-        await _take_over(conn)
+        async with conn.transaction():
+            # two processes starting together take turns: two ALTER ROLEs of one role at once
+            # fail ("tuple concurrently updated"), and a CREATEROLE user sets the password on
+            # every start (it cannot read pg_authid to see that it is already right)
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            await _ensure_role(conn, superuser, password)
+            await _grant_schema(conn)
+            await _take_over(conn)
     params = {**conninfo_to_dict(url), "user": RUNTIME_ROLE}
     params.pop("password", None)
     runtime = make_conninfo(**params, **({"password": password} if password else {}))

@@ -9,7 +9,6 @@ or htmx's 200).
 
 import asyncio
 import contextlib
-import email
 import itertools
 import os
 import random
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,11 +25,10 @@ from typing import Any
 
 import httpx
 import psutil
-from aiosmtpd.controller import Controller
 
-from harness.processes import App, free_port
+from harness.pages import csrf_token_in
+from harness.processes import App
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})")
 PASSWORD = "correct horse battery"
 
@@ -127,8 +124,7 @@ class User:
 
     def _token_of(self, path: str) -> str | None:
         page = self.client.get(path)
-        match = _TOKEN.search(page.text) if page.status_code == 200 else None
-        return match.group(1) if match else None
+        return csrf_token_in(page.text) if page.status_code == 200 else None
 
     def sign_up(self, time_zone: str = "Europe/Paris") -> Write:
         write = Write("signup", self.email, time.monotonic())
@@ -334,7 +330,7 @@ class Page(threading.Thread):
 
     def drop(self) -> None:
         """The connection is cut (a laptop's network, a proxy): the page reconnects."""
-        if self._loop is not None and self._task is not None:
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._task.cancel)
 
     def close(self) -> None:
@@ -346,29 +342,6 @@ class Page(threading.Thread):
         return [
             m for m in list(self.messages) if m.at >= moment and (event is None or m.event == event)
         ]
-
-
-class Inbox:
-    """An SMTP server's received messages (aiosmtpd's handler interface)."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[str, Inbox]]:
-    """A throwaway SMTP server on 127.0.0.1: its CRM_SMTP_URL and its inbox."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield f"smtp://127.0.0.1:{port}", inbox
-    finally:
-        controller.stop()
 
 
 def replay_process(env: dict[str, str]) -> subprocess.Popen[str]:

@@ -28,6 +28,8 @@ class Inbox:
 
 
 class SmtpServer:
+    """aiosmtpd on a free port of 127.0.0.1; `with SmtpServer() as smtp:` runs it for a block."""
+
     def __init__(self) -> None:
         self.port = free_port()
         self.inbox = Inbox()
@@ -45,3 +47,10 @@ class SmtpServer:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+    def __enter__(self) -> "SmtpServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

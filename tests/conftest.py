@@ -24,6 +24,7 @@ from crm.database import use_text_for_ids_and_dates
 from crm.store.event_types import EventTypes
 from harness.browser import ARGS, CHROMIUM
 from harness.processes import App
+from harness.smtp import SmtpServer
 from tests import support
 
 # per test session: another session on the same server (a scaffolded copy's) builds its own
@@ -158,3 +159,10 @@ def browser() -> Iterator[Browser]:
 def base_url(server: str) -> str:
     """The app for a browser test (Playwright's name for it)."""
     return server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) whose inbox the test reads."""
+    with SmtpServer() as server:
+        yield server

@@ -230,7 +230,8 @@ def test_notes_from_two_tabs_merge_or_conflict_like_the_details(
     tab_a = open_form(alice, contact, "notes-form")
     tab_b = open_form(alice, contact, "notes-form")
     assert tab_a["based_on"] == "1"
-    assert save(alice, contact, {**tab_a, "meeting_notes": "A's agenda"}, "/next_meeting")
+    saved = save(alice, contact, {**tab_a, "meeting_notes": "A's agenda"}, "/next_meeting")
+    assert saved.status_code == 303, saved.text
     moved = save(alice, contact, {**tab_b, "meeting_on": "2026-12-10"}, "/next_meeting")
     assert moved.status_code == 303, moved.text
     page = alice.get(f"/contacts/{contact}").text

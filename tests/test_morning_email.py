@@ -41,14 +41,6 @@ UTC = ZoneInfo("UTC")
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 async def pool(db_url: str) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[Any]]]:
     async with AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as opened:
         yield opened

@@ -1,6 +1,9 @@
 """Server-side sessions and the account page: a session ends when it is ended, wherever its
 cookie went, and the account's password and time zone change by events."""
 
+import base64
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -8,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import itsdangerous
 import psycopg
 import pytest
 import uvicorn
@@ -88,17 +92,26 @@ def test_a_cookie_kept_after_logging_out_opens_nothing_and_writes_nothing(
     assert sessions_of(db_url, "ada@example.com") == 0
 
 
-def test_the_database_holds_no_cookie_that_logs_anyone_in(
-    site: TestClient, ada: TestClient, db_url: str
+def cookie_naming(tmp_path: Path, sid: str) -> str:
+    """A session cookie signed with the app's own key (as one who stole the key could), whose
+    token is `sid`."""
+    key = (tmp_path / "secret_key").read_text().strip()
+    data = base64.b64encode(json.dumps({"sid": sid}).encode())
+    return itsdangerous.TimestampSigner(key).sign(data).decode()
+
+
+def test_what_the_database_keeps_of_a_session_logs_nobody_in(
+    site: TestClient, ada: TestClient, db_url: str, tmp_path: Path
 ) -> None:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("SELECT id_hash, email FROM sessions").fetchall()
     assert [email for _, email in rows] == ["ada@example.com"]
-    forged = another_browser(site)
-    forged.cookies.set(COOKIE, ada.cookies[COOKIE])
-    assert not logged_out(forged)  # the cookie works...
-    stolen_row = rows[0][0].hex()
-    assert stolen_row not in ada.cookies[COOKIE]  # ...and the stored hash is not it
+    stored = rows[0][0]
+    for leaked in (stored.hex(), base64.urlsafe_b64encode(stored).decode().rstrip("=")):
+        thief = another_browser(site)
+        thief.cookies.set(COOKIE, cookie_naming(tmp_path, leaked))
+        assert logged_out(thief)
+    assert not logged_out(ada)  # while the cookie it was made for works
 
 
 def test_logging_out_of_other_sessions_keeps_this_one(
@@ -232,30 +245,74 @@ def served(app: Starlette) -> Iterator[str]:
         thread.join(30)
 
 
-def test_an_open_stream_closes_once_its_session_is_ended_elsewhere(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(stream, "SESSION_CHECK_SECONDS", 0.2)
+def until_closed(opened: httpx.Response) -> float:
+    """Seconds until the server ends the stream (pings are read; a 10 s silence fails)."""
+    started = time.monotonic()
+    for _ in opened.iter_lines():
+        pass
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def live(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """The app on a real socket (a stream needs one), in this process."""
     settings = load({"DATABASE_URL": db_url, "CRM_DATA_DIR": str(tmp_path)})
-    app = create_app(settings, password_hasher=CHEAP_PASSWORDS)
+    with served(create_app(settings, password_hasher=CHEAP_PASSWORDS)) as base:
+        yield base
+
+
+def test_open_streams_of_sessions_ended_here_close_at_once_and_the_owner_gets_new_ones(
+    live: str,
+) -> None:
     with (
-        served(app) as base,
-        httpx.Client(base_url=base, timeout=10) as laptop,
-        httpx.Client(base_url=base, timeout=10) as phone,
+        httpx.Client(base_url=live, timeout=10) as laptop,
+        httpx.Client(base_url=live, timeout=10) as thief,
     ):
         sign_up(laptop, "ada@example.com")
-        log_in(phone, "ada@example.com")
+        log_in(thief, "ada@example.com")
+        with contextlib.ExitStack() as held:
+            streams = [
+                held.enter_context(thief.stream("GET", "/stream"))
+                for _ in range(stream.MAX_STREAMS_PER_ACCOUNT)
+            ]
+            assert {s.status_code for s in streams} == {200}
+            assert laptop.get("/stream").status_code == 429  # every slot is the thief's
+            assert post(laptop, "/account/sessions/end-others").status_code == 303
+            assert max(until_closed(s) for s in streams) < 2  # not the 30 s deadline
+        assert thief.get("/stream").status_code == 401
+        with laptop.stream("GET", "/stream") as owner:
+            assert owner.status_code == 200
+
+
+def test_a_stream_whose_session_ended_in_another_process_closes_by_its_deadline_under_news(
+    live: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream, "SESSION_CHECK_SECONDS", 0.5)
+    with (
+        httpx.Client(base_url=live, timeout=10) as phone,
+        httpx.Client(base_url=live, timeout=10) as bob,
+    ):
+        sign_up(phone, "ada@example.com")
+        sign_up(bob, "bob@example.com")
+        busy = threading.Event()
+
+        def keep_writing() -> None:  # another account's news reaches every stream
+            n = 0
+            while not busy.is_set():
+                add_contact(bob, f"Contact {n}")
+                n += 1
+
+        writer = threading.Thread(target=keep_writing)
         with phone.stream("GET", "/stream") as opened:
             assert opened.status_code == 200
-            started = time.monotonic()
-            assert post(laptop, "/account/sessions/end-others").status_code == 303
-            for _ in opened.iter_lines():
-                pass  # pings, until the server ends the stream (or the 10 s read timeout)
-            closed_after = time.monotonic() - started
-        assert closed_after < 5
-        assert phone.get("/stream").status_code == 401
-        with laptop.stream("GET", "/stream") as still:
-            assert still.status_code == 200
+            writer.start()
+            try:
+                with psycopg.connect(db_url) as conn:  # as another process's log-out would
+                    conn.execute("DELETE FROM sessions WHERE email = 'ada@example.com'")
+                assert until_closed(opened) < 3
+            finally:
+                busy.set()
+                writer.join()
 
 
 @pytest.mark.parametrize(

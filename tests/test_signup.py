@@ -18,14 +18,6 @@ _LINK = re.compile(r"(http://\S+/signup/confirm\?token=\S+)")
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def site(db_url: str, tmp_path: Path, smtp: SmtpServer) -> Iterator[TestClient]:
     with app_client(db_url, tmp_path, environ={"CRM_SMTP_URL": smtp.url}) as first:
         yield first

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from crm.web import auth
 from crm.web.security import Passwords, PasswordsBusy
 from crm.web.throttle import MAX_WAIT, wait_after
+from harness.pages import csrf_token_in
 from harness.processes import App
 from tests.web_support import another_browser, app_client, csrf_of, sign_up
 
@@ -125,7 +126,7 @@ async def test_password_work_beyond_the_queue_is_refused_at_once() -> None:
             return False
 
     release.set()  # the constructor hashes once itself
-    passwords = Passwords(SlowHasher(), at_once=1, queue=2)  # type: ignore[arg-type]
+    passwords = Passwords(SlowHasher(), at_once=1, admitted=2)  # type: ignore[arg-type]
     release.clear()
     waiting = [asyncio.create_task(passwords.match("h", "p")) for _ in range(2)]
     await asyncio.sleep(0.05)
@@ -169,8 +170,9 @@ def test_a_flood_of_log_ins_from_many_addresses_keeps_memory_bounded_and_others_
 
 
 def _token(client: httpx.Client, path: str) -> str:
-    text = client.get(path).text
-    return text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = csrf_token_in(client.get(path).text)
+    assert token
+    return token
 
 
 def _flood(

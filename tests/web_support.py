@@ -22,8 +22,8 @@ from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import load
 from crm.web.app import create_app
+from harness.pages import csrf_token_in
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _CONTACT = re.compile(r"/contacts/([0-9a-f-]{36})$")
 # argon2 at its lowest cost: its strength is not under test, and at the defaults each sign-up
 # and log-in takes ~0.1 s of CPU. Apps run by `python -m crm` keep the defaults.
@@ -68,9 +68,9 @@ def another_browser(client: TestClient) -> TestClient:
 def csrf_of(client: httpx.Client, path: str = "/signup") -> str:
     """The CSRF token of the page at path (the session's, once signed in)."""
     page = client.get(path)
-    match = _TOKEN.search(page.text)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
+    token = csrf_token_in(page.text)
+    assert token, f"no CSRF token on {path}"
+    return token
 
 
 def sign_up(client: httpx.Client, email: str, password: str = "correct horse") -> httpx.Response:

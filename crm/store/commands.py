@@ -160,8 +160,9 @@ async def edit_contact(
             contact_id, revision = await _lock_revision(conn, account_id, contact_id, DETAILS)
             fields = await _resolve(conn, types, DETAILS, contact_id, revision, based_on, details)
             await conn.execute(
-                "UPDATE contact_keys SET name = %s, details_revision = details_revision + 1"
-                " WHERE contact_id = %s",
+                sql.SQL(
+                    "UPDATE contact_keys SET name = %s, {0} = {0} + 1 WHERE contact_id = %s"
+                ).format(sql.Identifier(DETAILS.column)),
                 (fields["name"], contact_id),
             )
             payload = {"contact_id": contact_id, "account_id": account_id, **fields}
@@ -185,7 +186,9 @@ async def write_notes(
         contact_id, revision = await _lock_revision(conn, account_id, contact_id, NOTES)
         fields = await _resolve(conn, types, NOTES, contact_id, revision, based_on, notes)
         await conn.execute(
-            "UPDATE contact_keys SET notes_revision = notes_revision + 1 WHERE contact_id = %s",
+            sql.SQL("UPDATE contact_keys SET {0} = {0} + 1 WHERE contact_id = %s").format(
+                sql.Identifier(NOTES.column)
+            ),
             (contact_id,),
         )
         payload = {"contact_id": contact_id, "account_id": account_id, **fields}

@@ -1,6 +1,7 @@
 """The account page: its time zone, its password, and where it is logged in."""
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from starlette.requests import Request
@@ -10,33 +11,25 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import sessions, throttle
 from crm.web.answers import attempt, redirect_after_write
-from crm.web.auth import LOG_IN_PER_ACCOUNT, password_problem
+from crm.web.auth import account_key, password_problem, wait_in_words
 from crm.web.forms import Form, FormSpec, posted_form, time_zones
 from crm.web.requests import services_of
 from crm.web.routing import Routes
 from crm.web.security import (
-    LoginRequired,
     PasswordsBusy,
     check_csrf,
+    current_session,
     flash,
     passwords_of,
-    signed_in,
 )
 from crm.web.sessions import Session
 from crm.web.templating import templates
-from crm.web.throttle import Key, Throttled
+from crm.web.throttle import Throttled
 
 routes = Routes()
 TIME_ZONE = FormSpec.of("account-time-zone-changed", "time_zone")
 PASSWORD_FIELDS = ("current_password", "new_password")
 PAGE = "/account"
-
-
-async def _session(request: Request) -> Session:
-    session = await signed_in(request)
-    if session is None:
-        raise LoginRequired()
-    return session
 
 
 async def _page(
@@ -46,6 +39,7 @@ async def _page(
     time_zone: Form | None = None,
     password: Form | None = None,
     problem: str | None = None,
+    retry_after: int | None = None,
 ) -> Response:
     async with services_of(request).pool.connection() as conn:
         cursor = await conn.execute(
@@ -54,28 +48,41 @@ async def _page(
         )
         row = await cursor.fetchone()
         listed = await sessions.listed(conn, session.account_id)
+    zone = _zone(row[0] if row else "UTC")
     context: dict[str, Any] = {
         "time_zone_form": time_zone
         or TIME_ZONE.blank(services_of(request).types, time_zone=row[0] if row else ""),
         "password_form": password or Form({name: "" for name in PASSWORD_FIELDS}),
         "time_zones": time_zones(),
         # this browser first, then the most recently used
-        "sessions": sorted(listed, key=lambda listed: listed.id_hash != session.id_hash),
+        "sessions": sorted(listed, key=lambda one: one.id_hash != session.id_hash),
         "agent_in_words": sessions.agent_in_words,
+        "local": lambda moment: moment.astimezone(zone),
+        "zone": zone.key,
         "this_session": session.id_hash,
         "problem": problem,
     }
-    return templates.TemplateResponse(request, "account.html", context, status_code=status)
+    response = templates.TemplateResponse(request, "account.html", context, status_code=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this machine's tzdata lacks
+        return ZoneInfo("UTC")
 
 
 @routes.get(PAGE)
 async def account_page(request: Request) -> Response:
-    return await _page(request, await _session(request))
+    return await _page(request, await current_session(request))
 
 
 @routes.post(PAGE + "/time-zone")
 async def change_time_zone(request: Request) -> Response:
-    session = await _session(request)
+    session = await current_session(request)
     data = await posted_form(request)
     check_csrf(request, data)
     form = TIME_ZONE.read(data, services_of(request).types)
@@ -97,7 +104,7 @@ async def change_time_zone(request: Request) -> Response:
 @routes.post(PAGE + "/password")
 async def change_password(request: Request) -> Response:
     """A new password, once the current one is given; every other session ends with it."""
-    session = await _session(request)
+    session = await current_session(request)
     data = await posted_form(request)
     check_csrf(request, data)
     form = Form({name: "" for name in PASSWORD_FIELDS})
@@ -113,11 +120,13 @@ async def change_password(request: Request) -> Response:
     try:
         password_hash = await _new_hash(request, session, current, new)
     except Throttled as throttled:
-        wait = f"Too many wrong passwords. Try again in {throttled.seconds} seconds."
-        return await _page(request, session, 429, password=form, problem=wait)
+        wait = f"Too many wrong passwords. Try again in {wait_in_words(throttled.seconds)}."
+        return await _page(
+            request, session, 429, password=form, problem=wait, retry_after=throttled.seconds
+        )
     except PasswordsBusy:
-        wait = "Too many log-ins at once. Try again in a second."
-        return await _page(request, session, 429, password=form, problem=wait)
+        wait = "Too many passwords are being checked right now. Try again in a second."
+        return await _page(request, session, 429, password=form, problem=wait, retry_after=1)
     if password_hash is None:
         form.fail("current_password", "is not this account's password")
         return await _page(request, session, 422, password=form)
@@ -134,6 +143,7 @@ async def change_password(request: Request) -> Response:
     done = await attempt(request, form, change)
     if done is None:
         return await _page(request, session, 422, password=form)
+    sessions.ended(session.account_id)
     message = "Password changed. Every other session of this account is logged out."
     return await redirect_after_write(request, ["accounts"], done.appended.position, PAGE, message)
 
@@ -141,7 +151,7 @@ async def change_password(request: Request) -> Response:
 async def _new_hash(request: Request, session: Session, current: str, new: str) -> str | None:
     """The new password's hash, if `current` is the account's password (guesses throttled as
     log-ins of the account are); else None."""
-    keys = [Key(f"log-in:account:{session.email}", LOG_IN_PER_ACCOUNT)]
+    keys = [account_key(session.email)]
     passwords = passwords_of(request)
     async with services_of(request).pool.connection() as conn:
         await throttle.check(conn, keys)
@@ -159,9 +169,10 @@ async def _new_hash(request: Request, session: Session, current: str, new: str) 
 
 @routes.post(PAGE + "/sessions/end-others")
 async def end_other_sessions(request: Request) -> Response:
-    session = await _session(request)
+    session = await current_session(request)
     check_csrf(request, await posted_form(request))
     async with services_of(request).pool.connection() as conn:
         ended = await sessions.end_others(conn, session)
+    sessions.ended(session.account_id)
     flash(request, f"Logged out of {ended} other session{'s' if ended != 1 else ''}.")
     return RedirectResponse(PAGE, status_code=303)

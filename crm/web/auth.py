@@ -18,6 +18,7 @@ from crm.web.throttle import Key, Throttled
 routes = Routes()
 LOGIN_FIELDS = ("email", "password")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+templates.env.globals["min_password"] = MIN_PASSWORD  # the forms' hints and minlength
 # Failures allowed before each further one doubles the wait: few for one account (a guesser
 # has 5 free tries, then 1 s, 2 s, 4 s... up to 15 min), more for an address (a household or an
 # office behind one address).
@@ -33,7 +34,7 @@ def _next(request: Request) -> str:
     return a_local_path(request.query_params.get("next"), "/contacts")
 
 
-def _wait_in_words(seconds: int) -> str:
+def wait_in_words(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     return f"{round(seconds / 60)} minutes"
@@ -41,7 +42,7 @@ def _wait_in_words(seconds: int) -> str:
 
 def slow_down(request: Request, name: str, form: Form, seconds: int, what: str) -> Response:
     """429 with the form and a message saying how long to wait; nothing was checked."""
-    problem = f"Too many {what}. Try again in {_wait_in_words(seconds)}."
+    problem = f"Too many {what}. Try again in {wait_in_words(seconds)}."
     response = auth_page(request, name, form, 429, problem=problem)
     response.headers["Retry-After"] = str(seconds)
     return response
@@ -69,9 +70,15 @@ async def _account_by_email(conn: AsyncConnection[Any], email: str) -> tuple[str
     return None if row is None else (row[0], row[1])
 
 
+def account_key(email: str) -> Key:
+    """Failed log-ins of one account, wherever they come from (a wrong current password on the
+    account page counts too)."""
+    return Key(f"log-in:account:{email}", LOG_IN_PER_ACCOUNT)
+
+
 def _log_in_keys(request: Request, email: str) -> list[Key]:
     return [
-        Key(f"log-in:account:{email}", LOG_IN_PER_ACCOUNT),
+        account_key(email),
         Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS),
     ]
 

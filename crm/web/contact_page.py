@@ -21,12 +21,12 @@ from crm.store.event_types import EventTypes
 from crm.web import answers
 from crm.web.answers import Answer, Command, attempt
 from crm.web.forms import REVISION, Form, FormSpec, posted_form
-from crm.web.params import a_contact_id, a_position
+from crm.web.params import a_contact_id, a_whole_number
 from crm.web.requests import NotFound, is_htmx, services_of
 from crm.web.security import check_csrf, current_account
 
 CONTACT = FormSpec.of(
-    "contact-edited", "name", "description", "contact_method", revision="details_revision"
+    "contact-edited", "name", "description", "contact_method", revision=commands.DETAILS.column
 )
 # "replace": the same day's interaction is replaced, not refused
 INTERACTION = FormSpec.of(
@@ -41,7 +41,7 @@ NOTES = FormSpec.of(
     "meeting_on",
     meeting_notes="notes",
     required=("meeting_notes",),
-    revision="notes_revision",
+    revision=commands.NOTES.column,
 )
 TAG = FormSpec.of("contact-tagged", "tag")
 UNTAG = FormSpec.of("contact-untagged", "tag")
@@ -106,7 +106,7 @@ def blank_forms(types: EventTypes, contact: dict[str, Any]) -> dict[str, Form]:
     notes = {
         "meeting_on": contact["next_meeting_on"],
         "notes": contact["next_meeting_notes"],
-        "notes_revision": contact["notes_revision"],
+        NOTES.revision: contact[NOTES.revision],
     }
     return {
         "edit_form": CONTACT.blank(types, **contact),
@@ -212,6 +212,10 @@ class ContactWrite:
     def payload(self) -> dict[str, str]:
         return self.spec.payload(self.form)
 
+    def saved(self, done: commands.Done | None) -> dict[str, Any]:
+        """What the answer shows as written: with what the command merged or kept, once it ran."""
+        return dict(done.fields) if done else self.payload
+
     # what the answer reads, read on the command's connection once it succeeded: a write that is
     # saved is never answered 503 for want of a second connection
     _read: dict[str, Any] = field(default_factory=dict)
@@ -300,7 +304,7 @@ def _revision_in(form: Form) -> int | None:
     raw = form.values.get(REVISION, "")
     if not raw:
         return None
-    revision = a_position(raw)
+    revision = a_whole_number(raw)
     if revision is None:
         raise HTTPException(
             400, f"{REVISION} must be the revision the form was drawn from: a whole number."

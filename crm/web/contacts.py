@@ -194,7 +194,7 @@ async def update(request: Request) -> Response:
             conn, types, write.account, write.contact_id, write.payload, write.based_on
         )
     )
-    saved = dict(done.fields) if done else write.payload  # with what it merged or kept
+    saved = write.saved(done)
     return await respond_on_page(
         write, done, PARTS["details"], f"Saved {saved.get('name', '')}.", saved
     )

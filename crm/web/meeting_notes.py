@@ -61,5 +61,5 @@ async def write_notes(request: Request) -> Response:
         )
     )
     message = "Saved the notes for the next meeting."
-    saved = dict(done.fields) if done else write.payload  # with what it merged or kept
+    saved = write.saved(done)
     return await respond_on_page(write, done, PARTS["notes"], message, saved)

@@ -13,22 +13,23 @@ from crm.text import is_control, is_direction_control
 
 # ASCII digits only: str.isdigit() accepts "²" and other Unicode digits that int() refuses, and
 # int() refuses more than 4,300 digits. 18 digits always fit PostgreSQL's bigint.
-_POSITION = re.compile(r"[0-9]{1,18}")
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 LAST_PAGE = 999_999  # 50 million rows in: no list is that long, and OFFSET stays small
 SEARCH_LENGTH = 200
 LOCAL_PATH_LENGTH = 2_000
 
 
-def a_position(raw: str | None) -> int | None:
-    """A position in the event log (0 or more, at most 18 digits); None if absent or malformed."""
-    if raw is None or not _POSITION.fullmatch(raw):
+def a_whole_number(raw: str | None) -> int | None:
+    """A whole number, 0 or more, of at most 18 ASCII digits (a page, a revision); None if absent
+    or malformed."""
+    if raw is None or not _WHOLE_NUMBER.fullmatch(raw):
         return None
     return int(raw)
 
 
 def a_page(raw: str | None) -> int:
     """A page number from 1 to LAST_PAGE; anything else (absent, 0, "²", 5,000 digits) is 1."""
-    page = a_position(raw)
+    page = a_whole_number(raw)
     return page if page is not None and 1 <= page <= LAST_PAGE else 1
 
 

@@ -42,31 +42,31 @@ def secret_key(settings: Settings) -> str:
 
 
 class PasswordsBusy(Exception):
-    """More log-ins and sign-ups are waiting for argon2 than Passwords.queue; answered 429."""
+    """More log-ins and sign-ups want argon2 than Passwords.admitted; answered 429."""
 
 
 class Passwords:
     """Hashing and checking passwords: argon2's defaults, or the cheap hasher a test passes in.
 
-    Each argon2 call holds 64 MiB for ~50 ms of a core: `at_once` calls run together, at most
-    `queue` wait for them, and any further one is refused at once (PasswordsBusy). A flood of
-    log-ins then costs the others a bounded share of memory and CPU, not the app.
+    Each argon2 call holds 64 MiB for ~50 ms of a core. At most `admitted` calls are in at once,
+    `at_once` of them running and the rest waiting for a turn; any further one is refused at once
+    (PasswordsBusy). A flood of log-ins then costs the others a bounded share of memory and CPU.
     """
 
     def __init__(
-        self, hasher: PasswordHasher | None = None, at_once: int = 2, queue: int = 16
+        self, hasher: PasswordHasher | None = None, at_once: int = 2, admitted: int = 16
     ) -> None:
         self._hasher = hasher or PasswordHasher()
         self._slots = asyncio.Semaphore(at_once)
-        self.queue = queue
-        self._waiting = 0
+        self.admitted = admitted
+        self._admitted_now = 0
         # checked when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password
         self.nobody = self._hasher.hash("not the password of anyone")
 
     def check_room(self) -> None:
-        """PasswordsBusy now if the queue is full: a flood is turned away before it asks the
+        """PasswordsBusy now if no more are admitted: a flood is turned away before it asks the
         database anything (the pool has 10 connections for everyone)."""
-        if self._waiting >= self.queue:
+        if self._admitted_now >= self.admitted:
             raise PasswordsBusy()
 
     async def hash(self, password: str) -> str:
@@ -83,12 +83,12 @@ class Passwords:
 
     async def _bounded(self, work: Callable[..., T], *args: str) -> T:
         self.check_room()
-        self._waiting += 1
+        self._admitted_now += 1
         try:
             async with self._slots:
                 return await asyncio.to_thread(work, *args)
         finally:
-            self._waiting -= 1
+            self._admitted_now -= 1
 
 
 def passwords_of(request: Request) -> Passwords:
@@ -130,12 +130,17 @@ async def signed_in(request: Request) -> Session | None:
     return session
 
 
-async def current_account(request: Request) -> str:
-    """The logged-in account's id; LoginRequired (a redirect to /login) for nobody."""
+async def current_session(request: Request) -> Session:
+    """The logged-in session; LoginRequired (a redirect to /login) for nobody."""
     session = await signed_in(request)
     if session is None:
         raise LoginRequired()
-    return session.account_id
+    return session
+
+
+async def current_account(request: Request) -> str:
+    """The logged-in account's id; LoginRequired (a redirect to /login) for nobody."""
+    return (await current_session(request)).account_id
 
 
 async def log_in(request: Request, account_id: str, email: str) -> None:
@@ -150,10 +155,13 @@ async def log_in(request: Request, account_id: str, email: str) -> None:
 
 
 async def log_out(request: Request) -> None:
+    session = await signed_in(request)
     token = request.session.get("sid")
     if isinstance(token, str):
         async with services_of(request).pool.connection() as conn:
             await sessions.end(conn, token)
+    if session is not None:
+        sessions.ended(session.account_id)  # this session's other tabs stop hearing news
     request.session.clear()
     request.state.session = None
 

@@ -6,13 +6,15 @@ of the table logs nobody in. A session ends at log-out, when the account logs ou
 sessions or changes its password, after IDLE without use, or LIFETIME after log-in.
 """
 
-import hashlib
-import secrets
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
+
+from crm.web.secret_tokens import digest, mint
 
 IDLE = timedelta(days=14)
 LIFETIME = timedelta(days=30)
@@ -21,6 +23,28 @@ TOUCH_EVERY = timedelta(minutes=5)
 # log-ins kept per account: a script logging in forever replaces its own oldest sessions
 MAX_PER_ACCOUNT = 50
 USER_AGENT_KEPT = 200
+
+
+# What to wake in this process when some of an account's sessions end: its open live streams,
+# which then check their own session at once (a stream in another process finds out within
+# crm.web.stream.SESSION_CHECK_SECONDS)
+_watchers: defaultdict[str, set[Callable[[], None]]] = defaultdict(set)
+
+
+def watch(account_id: str, wake: Callable[[], None]) -> None:
+    _watchers[account_id].add(wake)
+
+
+def unwatch(account_id: str, wake: Callable[[], None]) -> None:
+    _watchers[account_id].discard(wake)
+    if not _watchers[account_id]:
+        del _watchers[account_id]
+
+
+def ended(account_id: str) -> None:
+    """Some of the account's sessions ended: wake what watches them."""
+    for wake in list(_watchers.get(account_id, ())):
+        wake()
 
 
 @dataclass(frozen=True)
@@ -72,18 +96,14 @@ def agent_in_words(user_agent: str) -> str:
     return browser or system or "An unknown browser"
 
 
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
 async def start(conn: AsyncConnection[Any], account_id: str, email: str, user_agent: str) -> str:
     """A new session for the account; the token for the cookie."""
-    token = secrets.token_urlsafe(32)
+    token, token_digest = mint()
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO sessions (id_hash, account_id, email, user_agent, expires_at)"
             " VALUES (%s, %s, %s, %s, now() + %s)",
-            (_hash(token), account_id, email, user_agent[:USER_AGENT_KEPT], IDLE),
+            (token_digest, account_id, email, user_agent[:USER_AGENT_KEPT], IDLE),
         )
         await conn.execute(
             "DELETE FROM sessions WHERE account_id = %s AND (expires_at <= now() OR id_hash IN"
@@ -96,7 +116,7 @@ async def start(conn: AsyncConnection[Any], account_id: str, email: str, user_ag
 
 async def find(conn: AsyncConnection[Any], token: str) -> Session | None:
     """The live session the token names, or None; its expiry slides with use."""
-    id_hash = _hash(token)
+    id_hash = digest(token)
     cursor = await conn.execute(
         "SELECT account_id::text, email, last_seen_at < now() - %s FROM sessions"
         " WHERE id_hash = %s AND expires_at > now()",
@@ -124,7 +144,7 @@ async def alive(conn: AsyncConnection[Any], session: Session) -> bool:
 
 
 async def end(conn: AsyncConnection[Any], token: str) -> None:
-    await conn.execute("DELETE FROM sessions WHERE id_hash = %s", (_hash(token),))
+    await conn.execute("DELETE FROM sessions WHERE id_hash = %s", (digest(token),))
 
 
 async def end_others(conn: AsyncConnection[Any], session: Session) -> int:

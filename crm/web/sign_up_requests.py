@@ -4,13 +4,13 @@ Only the SHA-256 of a link's token is stored, and a link is taken once: followin
 after EXPIRES, finds nothing.
 """
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
+
+from crm.web.secret_tokens import digest, mint
 
 EXPIRES = timedelta(hours=24)
 
@@ -22,19 +22,15 @@ class Waiting:
     time_zone: str
 
 
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
 async def store(conn: AsyncConnection[Any], waiting: Waiting) -> str:
     """Keep a sign-up until its link is followed; the link's token."""
-    token = secrets.token_urlsafe(32)
+    token, token_digest = mint()
     async with conn.transaction():
         await conn.execute("DELETE FROM sign_up_requests WHERE expires_at <= now()")
         await conn.execute(
             "INSERT INTO sign_up_requests (token_hash, email, password_hash, time_zone,"
             " expires_at) VALUES (%s, %s, %s, %s, now() + %s)",
-            (_hash(token), waiting.email, waiting.password_hash, waiting.time_zone, EXPIRES),
+            (token_digest, waiting.email, waiting.password_hash, waiting.time_zone, EXPIRES),
         )
     return token
 
@@ -44,7 +40,7 @@ async def look(conn: AsyncConnection[Any], token: str) -> Waiting | None:
     cursor = await conn.execute(
         "SELECT email, password_hash, time_zone FROM sign_up_requests"
         " WHERE token_hash = %s AND expires_at > now()",
-        (_hash(token),),
+        (digest(token),),
     )
     row = await cursor.fetchone()
     return None if row is None else Waiting(*row)
@@ -56,7 +52,7 @@ async def take(conn: AsyncConnection[Any], token: str) -> Waiting | None:
     cursor = await conn.execute(
         "DELETE FROM sign_up_requests WHERE token_hash = %s AND expires_at > now()"
         " RETURNING email, password_hash, time_zone",
-        (_hash(token),),
+        (digest(token),),
     )
     row = await cursor.fetchone()
     return None if row is None else Waiting(*row)

@@ -38,6 +38,8 @@ SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 # day's worth from one address, and every link mailed to one e-mail past a few.
 TAKEN_PER_EMAIL, TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS, MAILS_PER_EMAIL = 3, 10, 20, 3
 WELCOME = "Welcome! Your account is ready."
+LINK_HOURS = round(sign_up_requests.EXPIRES.total_seconds() / 3600)
+templates.env.globals["link_hours"] = LINK_HOURS
 
 
 def _keys(request: Request, email: str) -> dict[str, Key]:
@@ -82,7 +84,7 @@ async def signup(request: Request) -> Response:
     except Throttled as throttled:
         return slow_down(request, "signup.html", form, throttled.seconds, "sign-ups")
     except PasswordsBusy:
-        return slow_down(request, "signup.html", form, 1, "log-ins at once")
+        return slow_down(request, "signup.html", form, 1, "sign-ups at once")
     waiting = Waiting(email, password_hash, form["time_zone"])
     if _mails(request):
         return await _mail_link(request, form, waiting, [keys["made"], keys["mailed"]])
@@ -154,7 +156,8 @@ def _confirm_message(request: Request, email: str, token: str) -> EmailMessage:
         request,
         email,
         "Finish creating your crm account",
-        f"To finish creating your crm account for {email}, open this link within 24 hours:\n\n"
+        f"To finish creating your crm account for {email}, open this link within"
+        f" {LINK_HOURS} hours:\n\n"
         f"{link}\n\nIf you did not sign up, ignore this e-mail: no account is made without it."
         "\n\n-- \ncrm\n",
     )
@@ -191,25 +194,18 @@ def _confirm(request: Request, token: str, waiting: Waiting | None) -> Response:
 async def confirm(request: Request) -> Response:
     data = await posted_form(request)
     check_csrf(request, data)
-    token = data.get("token")
-    token = token if isinstance(token, str) else ""
-    taken: list[Waiting] = []
-
-    async def make(conn: AsyncConnection[Any], types: EventTypes) -> commands.Done:
-        async with conn.transaction():  # the link is used up only if the account is made
-            waiting = await sign_up_requests.take(conn, token)
-            if waiting is None:
-                raise commands.CommandRefused("expired")
-            taken.append(waiting)
-            return await _make(conn, types, waiting)
-
-    form = Form({"email": ""})
-    done = await attempt(request, form, make)
-    if done is None or not taken:
-        if taken:  # made meanwhile by another link to the same address
-            flash(request, f"{taken[0].email} already has an account: log in.")
+    sent = data.get("token")
+    token = sent if isinstance(sent, str) else ""
+    services = services_of(request)
+    async with services.pool.connection() as conn, conn.transaction():
+        waiting = await sign_up_requests.take(conn, token)
+        if waiting is None:
+            return _confirm(request, token, None)
+        try:
+            done = await _make(conn, services.types, waiting)
+        except commands.CommandRefused:  # made meanwhile, by another link to the address
+            flash(request, f"{waiting.email} already has an account: log in.")
             return RedirectResponse("/login", status_code=303)
-        return _confirm(request, token, None)
-    await log_in(request, done.subject_id, taken[0].email)
+    await log_in(request, done.subject_id, waiting.email)
     flash(request, WELCOME)
     return RedirectResponse("/contacts", status_code=303)

@@ -11,15 +11,17 @@ that the page catches up on what it missed and learns nothing of what others did
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import psycopg
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crm.broadcaster import Broadcaster
+from crm.broadcaster import Advanced, Broadcaster
 from crm.web import sessions
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -34,7 +36,9 @@ LIVE = ("contacts", "interactions", "meeting_notes_emails")
 # Open streams per account: a person has a few tabs and devices; one account opening thousands
 # would hold memory (~30 KB each) and slow every other account's news.
 MAX_STREAMS_PER_ACCOUNT = 20
-_open: Counter[str] = Counter()
+_open: defaultdict[str, set["asyncio.Queue[Advanced]"]] = defaultdict(set)
+# put on a stream's queue to make it check its session now; it concerns no one
+_RECHECK = Advanced("", 0, frozenset())
 # How soon an open stream notices that its session ended (a log-out elsewhere, a password
 # change): it then closes, and the browser's reconnection is answered 401.
 SESSION_CHECK_SECONDS = 30.0
@@ -60,7 +64,7 @@ async def stream(request: Request) -> Response:
     if session is None:
         return Response("log in first", status_code=401)
     account = session.account_id
-    if _open[account] >= MAX_STREAMS_PER_ACCOUNT:
+    if len(_open[account]) >= MAX_STREAMS_PER_ACCOUNT:
         return Response(
             f"at most {MAX_STREAMS_PER_ACCOUNT} open pages per account; close some",
             status_code=429,
@@ -78,16 +82,8 @@ async def stream(request: Request) -> Response:
             return True
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
-        # counted while the stream runs: a stream that never started holds nothing
-        _open[account] += 1
-        try:
-            news = _news(broadcaster, tokens, account, reconnected, still_signed_in)
-            async for message in news:
-                yield message
-        finally:
-            _open[account] -= 1
-            if not _open[account]:
-                del _open[account]
+        async for message in _news(broadcaster, tokens, account, reconnected, still_signed_in):
+            yield message
 
     return EventSourceResponse(messages(), ping=15, headers={"X-Accel-Buffering": "no"})
 
@@ -105,16 +101,42 @@ async def _news(
     would tell it that some account wrote meanwhile. Announcing all costs it one refresh of its
     live sections per reconnect.
     """
-    async with broadcaster.subscribe() as news:
+    async with broadcaster.subscribe() as news, _counted(account, news):
         if reconnected:
             for name in LIVE:
                 yield _message(tokens, name, broadcaster.positions.get(name, 0))
+        check_at = time.monotonic() + SESSION_CHECK_SECONDS
         while True:
+            # every stream hears every account's news before filtering it: the session is checked
+            # on a deadline, not only when news stops coming, and at once when woken
+            wait = max(0.0, check_at - time.monotonic())
             try:
-                advanced = await asyncio.wait_for(news.get(), SESSION_CHECK_SECONDS)
+                advanced = await asyncio.wait_for(news.get(), wait)
             except TimeoutError:
+                advanced = None
+            if advanced is _RECHECK or time.monotonic() >= check_at:
                 if not await still_signed_in():
                     return
-                continue
-            if advanced.projection in LIVE and advanced.concerns(account):
+                check_at = time.monotonic() + SESSION_CHECK_SECONDS
+            elif advanced and advanced.projection in LIVE and advanced.concerns(account):
                 yield _message(tokens, advanced.projection, advanced.position)
+
+
+@asynccontextmanager
+async def _counted(account: str, news: "asyncio.Queue[Advanced]") -> AsyncIterator[None]:
+    """The stream counts against its account while it runs (a stream that never started holds
+    nothing), and is woken when one of the account's sessions ends in this process."""
+
+    def wake() -> None:
+        if not news.full():
+            news.put_nowait(_RECHECK)
+
+    _open[account].add(news)
+    sessions.watch(account, wake)
+    try:
+        yield
+    finally:
+        sessions.unwatch(account, wake)
+        _open[account].discard(news)
+        if not _open[account]:
+            del _open[account]

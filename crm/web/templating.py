@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from crm import ROOT
+from crm.web.forms import REVISION
 from crm.web.security import CSRF_FIELD, csrf_token, take_flashes
 
 
@@ -40,3 +41,4 @@ def plain_text(html: str, length: int = 90) -> str:
 
 templates = Jinja2Templates(directory=ROOT / "templates", context_processors=[_page_context])
 templates.env.filters["plain_text"] = plain_text
+templates.env.globals["revision_field"] = REVISION
