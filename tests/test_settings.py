@@ -12,6 +12,7 @@ def test_defaults() -> None:
     assert settings.cookie_secure is False
     assert settings.allowed_hosts == ("localhost", "127.0.0.1", "[::1]")
     assert settings.operator_token is None
+    assert settings.trusted_proxies == ("127.0.0.1", "::1") and settings.public_url is None
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,13 @@ def test_defaults() -> None:
         ({"CRM_ALLOWED_HOSTS": "a.example,"}, "CRM_ALLOWED_HOSTS must be host names"),
         ({"CRM_ALLOWED_HOSTS": "*.*.example"}, "CRM_ALLOWED_HOSTS must be host names"),
         ({"CRM_OPERATOR_TOKEN": "secret"}, "CRM_OPERATOR_TOKEN must be at least 32 characters"),
+        ({"CRM_TRUSTED_PROXIES": "proxy.internal"}, "CRM_TRUSTED_PROXIES must be IP addresses"),
+        ({"CRM_PUBLIC_URL": "crm.example.com"}, "CRM_PUBLIC_URL must be like https://"),
+        ({"CRM_PUBLIC_URL": "https://crm.example.com/app"}, "CRM_PUBLIC_URL must be like"),
+        (
+            {"CRM_ALLOWED_HOSTS": "*.example.com", "CRM_SMTP_URL": "smtp://mail"},
+            "CRM_PUBLIC_URL must be set when CRM_ALLOWED_HOSTS has a wildcard",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable(environ: dict[str, str], message: str) -> None:
@@ -63,3 +71,16 @@ def test_allowed_hosts_are_read_and_ipv6_addresses_are_bracketed() -> None:
 def test_an_operator_token_is_read() -> None:
     token = "0123456789abcdef0123456789abcdef"
     assert load({"CRM_OPERATOR_TOKEN": token}).operator_token == token
+
+
+def test_trusted_proxies_and_the_public_url_are_read() -> None:
+    settings = load(
+        {
+            "CRM_TRUSTED_PROXIES": "10.0.0.5, 172.16.0.0/12",
+            "CRM_PUBLIC_URL": "https://crm.example.com/",
+            "CRM_ALLOWED_HOSTS": "*",
+            "CRM_SMTP_URL": "smtp://mail",
+        }
+    )
+    assert settings.trusted_proxies == ("10.0.0.5", "172.16.0.0/12")
+    assert settings.public_url == "https://crm.example.com"

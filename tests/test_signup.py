@@ -42,17 +42,16 @@ def mail_to(smtp: SmtpServer, email: str, count: int = 1) -> str:
     raise AssertionError(f"no e-mail to {email}")
 
 
-def follow(browser: TestClient, body: str) -> httpx.Response:
+def follow(browser: TestClient, body: str, password: str = "a new password") -> httpx.Response:
+    """Open the mailed link and confirm with `password` (the one chosen at sign-up, by default)."""
     match = _LINK.search(body)
     assert match, body
     page = browser.get(match.group(1))
     assert page.status_code == 200 and "Create my account" in page.text
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token
-    return browser.post(
-        "/signup/confirm",
-        data={"token": token.group(1), "csrf_token": csrf_of(browser, "/signup")},
-    )
+    data = {"token": token.group(1), "password": password}
+    return browser.post("/signup/confirm", data={**data, "csrf_token": csrf_of(browser, "/signup")})
 
 
 def accounts(db_url: str) -> list[str]:
@@ -67,10 +66,9 @@ def test_sign_up_answers_the_same_for_a_new_and_a_taken_address(
     assert follow(ada, _sign_up_and_read(ada, smtp, "ada@example.com")).status_code == 303
     new, taken = another_browser(site), another_browser(site)
     answers = [ask_to_sign_up(new, "grace@example.com"), ask_to_sign_up(taken, "ada@example.com")]
-    assert [a.status_code for a in answers] == [200, 200]
-    pages = [
-        a.text.replace("grace@example.com", "X").replace("ada@example.com", "X") for a in answers
-    ]
+    assert [(a.status_code, a.headers["location"]) for a in answers] == [(303, "/signup/sent")] * 2
+    pages = [new.get("/signup/sent").text, taken.get("/signup/sent").text]
+    pages = [p.replace("grace@example.com", "X").replace("ada@example.com", "X") for p in pages]
     pages = [re.sub(r'value="[^"]{20,}"', "", page) for page in pages]  # their CSRF tokens
     assert pages[0] == pages[1]
     assert "Check your e-mail" in pages[0]
@@ -82,8 +80,32 @@ def test_sign_up_answers_the_same_for_a_new_and_a_taken_address(
     assert accounts(db_url) == ["ada@example.com"]  # grace has none until she follows her link
 
 
+def test_reloading_the_check_your_email_page_mails_nothing_more(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    browser = another_browser(site)
+    _sign_up_and_read(browser, smtp, "grace@example.com")
+    for _ in range(3):
+        assert "grace@example.com" in browser.get("/signup/sent").text
+    assert len(smtp.inbox.messages) == 1
+    assert another_browser(site).get("/signup/sent").headers["location"] == "/signup"
+
+
+def test_whoever_did_not_choose_the_password_cannot_confirm_the_link(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    """An attacker signs up the victim's address with a password of theirs; the victim, who
+    follows the link mailed to them, is asked for that password and makes no account."""
+    attacker, victim = another_browser(site), another_browser(site)
+    ask_to_sign_up(attacker, "victim@example.com", "the attacker's password")
+    answer = follow(victim, mail_to(smtp, "victim@example.com"), "the victim's own password")
+    assert answer.status_code == 422
+    assert "Password is not the one chosen when signing up with this link" in answer.text
+    assert accounts(db_url) == []
+
+
 def _sign_up_and_read(browser: TestClient, smtp: SmtpServer, email: str) -> str:
-    assert ask_to_sign_up(browser, email).status_code == 200
+    assert ask_to_sign_up(browser, email).status_code == 303
     return mail_to(smtp, email)
 
 
@@ -130,7 +152,7 @@ def test_two_links_to_one_address_make_one_account(
     ask_to_sign_up(second, "ada@example.com", "another password")
     body_two = mail_to(smtp, "ada@example.com", 2)
     assert follow(first, body_one).headers["location"] == "/contacts"
-    answer = follow(second, body_two)
+    answer = follow(second, body_two, "another password")
     assert answer.headers["location"] == "/login"
     assert "already has an account" in second.get("/login").text
     assert accounts(db_url) == ["ada@example.com"]
@@ -140,7 +162,7 @@ def test_one_address_is_sent_only_a_few_links(site: TestClient, smtp: SmtpServer
     answers = [
         ask_to_sign_up(another_browser(site), "victim@example.com").status_code for _ in range(4)
     ]
-    assert answers == [200, 200, 200, 429]
+    assert answers == [303, 303, 303, 429]
     assert len([m for m in smtp.inbox.messages if m["To"] == "victim@example.com"]) == 3
 
 
@@ -153,3 +175,20 @@ def test_without_a_way_to_send_mail_the_account_is_made_at_once(
         assert "Welcome!" in ada.get("/contacts").text
         taken = ask_to_sign_up(another_browser(site), "ada@example.com")
         assert taken.status_code == 422 and "already belongs to an account" in taken.text
+
+
+def test_mailed_links_point_at_the_public_url_whatever_the_host_header_says(
+    db_url: str, tmp_path: Path, smtp: SmtpServer
+) -> None:
+    environ = {
+        "CRM_SMTP_URL": smtp.url,
+        "CRM_ALLOWED_HOSTS": "*",
+        "CRM_PUBLIC_URL": "https://crm.example.com",
+    }
+    with app_client(db_url, tmp_path, environ=environ) as site:
+        browser = another_browser(site)
+        browser.headers["Host"] = "crm-login.attacker.example"
+        ask_to_sign_up(browser, "ada@example.com")
+        body = mail_to(smtp, "ada@example.com")
+    assert "https://crm.example.com/signup/confirm?token=" in body
+    assert "attacker" not in body

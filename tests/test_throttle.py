@@ -12,14 +12,15 @@ import httpx
 import psutil
 import psycopg
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from crm.web import auth
+from crm.web import auth, throttle
 from crm.web.security import Passwords, PasswordsBusy
 from crm.web.throttle import MAX_WAIT, wait_after
 from harness.pages import csrf_token_in
 from harness.processes import App
-from tests.web_support import another_browser, app_client, csrf_of, sign_up
+from tests.web_support import another_browser, app_client, csrf_of, log_in, sign_up
 
 
 def test_the_wait_is_nothing_within_the_allowance_then_doubles_up_to_a_limit() -> None:
@@ -111,6 +112,69 @@ def test_probing_sign_up_for_an_existing_account_is_throttled(site: TestClient) 
     assert [sign_up_as_ada(another_browser(site)) for _ in range(3)] == [422] * 3
     answer = sign_up_as_ada(another_browser(site))
     assert answer == 429
+
+
+def test_the_owners_own_browser_logs_in_while_a_stranger_has_the_account_waiting(
+    site: TestClient, db_url: str
+) -> None:
+    owner = another_browser(site)
+    log_in(owner, "ada@example.com")  # a browser the account logged in from: a device cookie
+    assert owner.cookies.get("crm_device")
+    owner.post("/logout", data={"csrf_token": csrf_of(owner, "/contacts")})
+    stranger = another_browser(site)
+    for n in range(6):
+        attempt_log_in(stranger, "ada@example.com", f"guess {n}")
+    assert attempt_log_in(stranger, "ada@example.com", "correct horse").status_code == 429
+    assert attempt_log_in(owner, "ada@example.com", "correct horse").status_code == 303
+    # a device cookie is for its own account only, and a forged one is none
+    copier = another_browser(site)
+    copier.cookies.set("crm_device", owner.cookies["crm_device"] + "x", path="/login")
+    assert attempt_log_in(copier, "ada@example.com", "correct horse").status_code == 429
+
+
+def test_a_stranger_failing_log_ins_does_not_stop_the_owner_changing_the_password(
+    site: TestClient,
+) -> None:
+    owner = another_browser(site)
+    log_in(owner, "ada@example.com")
+    stranger = another_browser(site)
+    for n in range(8):
+        attempt_log_in(stranger, "ada@example.com", f"guess {n}")
+    token = csrf_of(owner, "/account")
+    data = {"current_password": "correct horse", "new_password": "battery staple"}
+    changed = owner.post("/account/password", data={**data, "csrf_token": token})
+    assert changed.status_code == 303
+
+
+async def test_attempts_sent_at_once_get_no_more_tries_than_one_after_another(db_url: str) -> None:
+    key = throttle.Key("log-in:account:burst@example.com", 5)
+    connections = [
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) for _ in range(12)
+    ]
+    try:
+        outcomes = await asyncio.gather(
+            *(throttle.claim(conn, [key]) for conn in connections), return_exceptions=True
+        )
+    finally:
+        for conn in connections:
+            await conn.close()
+    allowed = [outcome for outcome in outcomes if outcome is None]
+    assert len(allowed) == 5, outcomes
+    assert all(isinstance(o, throttle.Throttled) for o in outcomes if o is not None)
+
+
+@pytest.mark.parametrize(
+    ("peer", "counted_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4 through a dual-stack listener
+        ("testclient", "testclient"),
+    ],
+)
+def test_a_client_is_counted_by_its_address_or_its_ipv6_network(peer: str, counted_as: str) -> None:
+    request = Request({"type": "http", "client": (peer, 1234), "headers": []})
+    assert throttle.client_address(request) == counted_as
 
 
 async def test_password_work_beyond_the_queue_is_refused_at_once() -> None:

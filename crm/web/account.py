@@ -11,7 +11,7 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import sessions, throttle
 from crm.web.answers import attempt, redirect_after_write
-from crm.web.auth import account_key, password_problem, wait_in_words
+from crm.web.auth import LOG_IN_PER_ACCOUNT, password_problem, wait_in_words
 from crm.web.forms import Form, FormSpec, posted_form, time_zones
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -24,7 +24,7 @@ from crm.web.security import (
 )
 from crm.web.sessions import Session
 from crm.web.templating import templates
-from crm.web.throttle import Throttled
+from crm.web.throttle import Key, Throttled
 
 routes = Routes()
 TIME_ZONE = FormSpec.of("account-time-zone-changed", "time_zone")
@@ -149,21 +149,23 @@ async def change_password(request: Request) -> Response:
 
 
 async def _new_hash(request: Request, session: Session, current: str, new: str) -> str | None:
-    """The new password's hash, if `current` is the account's password (guesses throttled as
-    log-ins of the account are); else None."""
-    keys = [account_key(session.email)]
+    """The new password's hash, if `current` is the account's password; else None. Guesses
+    are throttled like log-ins, under a key of their own: a stranger failing log-ins of the
+    account must not stop its owner here."""
+    key = Key(f"password-change:{session.account_id}", LOG_IN_PER_ACCOUNT)
     passwords = passwords_of(request)
+    passwords.check_room()
     async with services_of(request).pool.connection() as conn:
-        await throttle.check(conn, keys)
+        await throttle.claim(conn, [key])
         cursor = await conn.execute(
             "SELECT password_hash FROM projected_accounts WHERE account_id = %s",
             (session.account_id,),
         )
         row = await cursor.fetchone()
     if row is None or not await passwords.match(row[0], current):
-        async with services_of(request).pool.connection() as conn:
-            await throttle.failed(conn, keys)
-        return None
+        return None  # counted by the claim
+    async with services_of(request).pool.connection() as conn:
+        await throttle.forget(conn, key)
     return await passwords.hash(new)
 
 

@@ -1,7 +1,9 @@
 """Log-in and log-out, and what the sign-up and account pages share with them."""
 
+import secrets
 from typing import Any
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -11,7 +13,15 @@ from crm.web.forms import Form, posted_form, time_zones
 from crm.web.params import a_local_path
 from crm.web.requests import services_of
 from crm.web.routing import Routes
-from crm.web.security import PasswordsBusy, check_csrf, flash, log_in, log_out, passwords_of
+from crm.web.security import (
+    PasswordsBusy,
+    check_csrf,
+    flash,
+    log_in,
+    log_out,
+    passwords_of,
+    secret_key,
+)
 from crm.web.templating import templates
 from crm.web.throttle import Key, Throttled
 
@@ -23,6 +33,7 @@ templates.env.globals["min_password"] = MIN_PASSWORD  # the forms' hints and min
 # has 5 free tries, then 1 s, 2 s, 4 s... up to 15 min), more for an address (a household or an
 # office behind one address).
 LOG_IN_PER_ACCOUNT, LOG_IN_PER_ADDRESS = 5, 20
+DEVICE_COOKIE, DEVICE_COOKIE_DAYS = "crm_device", 365
 
 
 def auth_page(request: Request, name: str, form: Form, status: int = 200, **extra: Any) -> Response:
@@ -71,34 +82,68 @@ async def _account_by_email(conn: AsyncConnection[Any], email: str) -> tuple[str
 
 
 def account_key(email: str) -> Key:
-    """Failed log-ins of one account, wherever they come from (a wrong current password on the
-    account page counts too)."""
+    """Failed log-ins of one account from browsers it has not logged in from before."""
     return Key(f"log-in:account:{email}", LOG_IN_PER_ACCOUNT)
 
 
-def _log_in_keys(request: Request, email: str) -> list[Key]:
-    return [
-        account_key(email),
-        Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS),
-    ]
+def _log_in_keys(request: Request, email: str) -> tuple[Key, Key]:
+    """(the account's key, or its device's if this browser logged in to it before; the
+    address's key).
+
+    A device has its own allowance: a stranger guessing an account's password makes browsers
+    without the account's device cookie wait, never the owner's own (OWASP's "device cookies").
+    """
+    device = known_device(request, email)
+    first = (
+        account_key(email) if device is None else Key(f"log-in:device:{device}", LOG_IN_PER_ACCOUNT)
+    )
+    return first, Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS)
 
 
-async def _password_matches(
-    request: Request, keys: list[Key], email: str, password: str
-) -> str | None:
-    """The account whose password this is; None (the failure counted) if it is not one."""
+def _devices(request: Request) -> URLSafeSerializer:
+    key = secret_key(services_of(request).settings)
+    return URLSafeSerializer(key, salt="crm device cookie")
+
+
+def known_device(request: Request, email: str) -> str | None:
+    """The id of this browser's device cookie, if it is one of ours for this e-mail."""
+    try:
+        signed_for, device = _devices(request).loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return str(device) if signed_for == email else None
+
+
+def remember_device(request: Request, response: Response, email: str) -> None:
+    """Mark this browser as one the account logs in from (a year; only /login reads it)."""
+    value = _devices(request).dumps([email, secrets.token_urlsafe(16)])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_COOKIE_DAYS * 24 * 3600,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=services_of(request).settings.cookie_secure,
+    )
+
+
+async def _account_with_password(request: Request, email: str, password: str) -> str | None:
+    """The id of the account whose e-mail and password these are; None if there is none. The
+    attempt is claimed against its keys first (Throttled when one must wait)."""
     passwords = passwords_of(request)
     passwords.check_room()
+    identity, address = _log_in_keys(request, email)
     async with services_of(request).pool.connection() as conn:
-        await throttle.check(conn, keys)
+        await throttle.claim(conn, [identity, address])
         account = await _account_by_email(conn, email)
     known_hash = account[1] if account else passwords.nobody
     matches = await passwords.match(known_hash, password)
+    if account is None or not matches:
+        return None  # counted by the claim
     async with services_of(request).pool.connection() as conn:
-        if account is None or not matches:
-            await throttle.failed(conn, keys)
-            return None
-        await throttle.forget(conn, keys[0])
+        await throttle.forget(conn, identity)
+        await throttle.refund(conn, [address])
     return account[0]
 
 
@@ -116,7 +161,7 @@ async def login(request: Request) -> Response:
         return auth_page(request, "login.html", form, 422)
     email = form["email"].lower()
     try:
-        account_id = await _password_matches(request, _log_in_keys(request, email), email, password)
+        account_id = await _account_with_password(request, email, password)
     except Throttled as throttled:
         what = "failed log-ins for this e-mail or from your address"
         return slow_down(request, "login.html", form, throttled.seconds, what)
@@ -126,7 +171,9 @@ async def login(request: Request) -> Response:
         form.fail("password", "does not match this e-mail; check both and try again")
         return auth_page(request, "login.html", form, 422)
     await log_in(request, account_id, email)
-    return RedirectResponse(_next(request), status_code=303)
+    response = RedirectResponse(_next(request), status_code=303)
+    remember_device(request, response, email)
+    return response
 
 
 @routes.post("/logout")

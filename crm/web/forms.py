@@ -51,9 +51,14 @@ async def posted_form(request: Request) -> FormData:
     return await request.form()
 
 
+# in the tz database but no one's zone: "localtime" is whatever the server's is, "Factory" a
+# placeholder for machines set up without one
+_NOT_A_PLACE = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @cache
 def time_zones() -> list[str]:
-    return sorted(zoneinfo.available_timezones())
+    return sorted(zoneinfo.available_timezones() - _NOT_A_PLACE)
 
 
 @dataclass

@@ -35,7 +35,7 @@ async def store(conn: AsyncConnection[Any], waiting: Waiting) -> str:
     return token
 
 
-async def look(conn: AsyncConnection[Any], token: str) -> Waiting | None:
+async def peek(conn: AsyncConnection[Any], token: str) -> Waiting | None:
     """The sign-up a link names, if it is still waiting; it stays."""
     cursor = await conn.execute(
         "SELECT email, password_hash, time_zone FROM sign_up_requests"

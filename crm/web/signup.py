@@ -11,7 +11,8 @@ there is no one else to reach; sign-ups refused that way are throttled per addre
 import asyncio
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import sign_up_requests, throttle
 from crm.web.answers import attempt
-from crm.web.auth import auth_page, password_problem, slow_down
+from crm.web.auth import auth_page, password_problem, remember_device, slow_down
 from crm.web.forms import Form, FormSpec, posted_form
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -38,18 +39,26 @@ SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 # day's worth from one address, and every link mailed to one e-mail past a few.
 TAKEN_PER_EMAIL, TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS, MAILS_PER_EMAIL = 3, 10, 20, 3
 WELCOME = "Welcome! Your account is ready."
+SENT_TO = "sign_up_sent_to"  # the address the last link went to, for /signup/sent
 LINK_HOURS = round(sign_up_requests.EXPIRES.total_seconds() / 3600)
 templates.env.globals["link_hours"] = LINK_HOURS
 
 
-def _keys(request: Request, email: str) -> dict[str, Key]:
+class SignUpKeys(NamedTuple):
+    taken: Key  # "this e-mail already has an account" answers, per e-mail
+    taken_here: Key  # and per address
+    made: Key  # accounts made (or links mailed) from an address
+    mailed: Key  # links mailed to an e-mail
+
+
+def _keys(request: Request, email: str) -> SignUpKeys:
     address = throttle.client_address(request)
-    return {
-        "taken": Key(f"sign-up:taken:{email}", TAKEN_PER_EMAIL),
-        "taken_here": Key(f"sign-up:taken-from:{address}", TAKEN_PER_ADDRESS),
-        "made": Key(f"sign-up:made-from:{address}", ACCOUNTS_PER_ADDRESS),
-        "mailed": Key(f"sign-up:mailed:{email}", MAILS_PER_EMAIL),
-    }
+    return SignUpKeys(
+        Key(f"sign-up:taken:{email}", TAKEN_PER_EMAIL),
+        Key(f"sign-up:taken-from:{address}", TAKEN_PER_ADDRESS),
+        Key(f"sign-up:made-from:{address}", ACCOUNTS_PER_ADDRESS),
+        Key(f"sign-up:mailed:{email}", MAILS_PER_EMAIL),
+    )
 
 
 def _mails(request: Request) -> bool:
@@ -76,33 +85,41 @@ async def signup(request: Request) -> Response:
         return auth_page(request, "signup.html", form, 422)
     email = form["email"].lower()
     keys = _keys(request, email)
+    mails = _mails(request)
+    # claimed before the work, given back by what it turns out not to be
+    claimed = [keys.made, keys.mailed] if mails else [keys.made, keys.taken, keys.taken_here]
     try:
         passwords_of(request).check_room()
         async with services_of(request).pool.connection() as conn:
-            await throttle.check(conn, list(keys.values()))
+            await throttle.claim(conn, claimed)
         password_hash = await passwords_of(request).hash(password)
     except Throttled as throttled:
         return slow_down(request, "signup.html", form, throttled.seconds, "sign-ups")
     except PasswordsBusy:
         return slow_down(request, "signup.html", form, 1, "sign-ups at once")
     waiting = Waiting(email, password_hash, form["time_zone"])
-    if _mails(request):
-        return await _mail_link(request, form, waiting, [keys["made"], keys["mailed"]])
+    if mails:
+        return await _mail_link(request, form, waiting)
     return await _sign_up_now(request, form, waiting, keys)
 
 
 async def _sign_up_now(
-    request: Request, form: Form, waiting: Waiting, keys: dict[str, Key]
+    request: Request, form: Form, waiting: Waiting, keys: SignUpKeys
 ) -> Response:
     done = await attempt(request, form, lambda conn, types: _make(conn, types, waiting))
-    counted = [keys["made"]] if done else [keys["taken"], keys["taken_here"]]
     async with services_of(request).pool.connection() as conn:
-        await throttle.failed(conn, counted)
+        await throttle.refund(conn, [keys.taken, keys.taken_here] if done else [keys.made])
     if done is None:
         return auth_page(request, "signup.html", form, 422)
-    await log_in(request, done.subject_id, waiting.email)
+    return await _welcome(request, done, waiting.email)
+
+
+async def _welcome(request: Request, done: commands.Done, email: str) -> Response:
+    await log_in(request, done.subject_id, email)
     flash(request, WELCOME)
-    return RedirectResponse("/contacts", status_code=303)
+    response = RedirectResponse("/contacts", status_code=303)
+    remember_device(request, response, email)
+    return response
 
 
 async def _make(conn: AsyncConnection[Any], types: EventTypes, waiting: Waiting) -> commands.Done:
@@ -111,13 +128,10 @@ async def _make(conn: AsyncConnection[Any], types: EventTypes, waiting: Waiting)
     )
 
 
-async def _mail_link(
-    request: Request, form: Form, waiting: Waiting, counted: list[Key]
-) -> Response:
-    """The same page for any address: a link to finish, or a note that it has an account,
-    is sent to the address itself."""
+async def _mail_link(request: Request, form: Form, waiting: Waiting) -> Response:
+    """The same answer for any address: a link to finish, or a note that it has an account,
+    is sent to the address itself. Then to GET /signup/sent, so that a reload mails nothing."""
     async with services_of(request).pool.connection() as conn:
-        await throttle.failed(conn, counted)
         taken = await conn.execute(
             "SELECT 1 FROM entities WHERE kind = 'account' AND name = %s", (waiting.email,)
         )
@@ -134,7 +148,16 @@ async def _mail_link(
             "email", f"could not be sent the link just now ({type(error).__name__}); try again"
         )
         return auth_page(request, "signup.html", form, 503)
-    return templates.TemplateResponse(request, "signup_sent.html", {"email": waiting.email})
+    request.session[SENT_TO] = waiting.email
+    return RedirectResponse("/signup/sent", status_code=303)
+
+
+@routes.get("/signup/sent")
+async def sent_page(request: Request) -> Response:
+    email = request.session.get(SENT_TO)
+    if not isinstance(email, str):
+        return RedirectResponse("/signup", status_code=303)
+    return templates.TemplateResponse(request, "signup_sent.html", {"email": email})
 
 
 def _message(request: Request, to: str, subject: str, body: str) -> EmailMessage:
@@ -150,8 +173,19 @@ def _message(request: Request, to: str, subject: str, body: str) -> EmailMessage
     return message
 
 
+def _link(request: Request, route: str, **query: str) -> str:
+    """An address for an e-mail: on CRM_PUBLIC_URL if set, else on the request's own host
+    (one of CRM_ALLOWED_HOSTS, which has no wildcard unless CRM_PUBLIC_URL is set)."""
+    url = request.url_for(route).include_query_params(**query)
+    public = services_of(request).settings.public_url
+    if public is None:
+        return str(url)
+    base = urlsplit(public)
+    return str(url.replace(scheme=base.scheme, netloc=base.netloc))
+
+
 def _confirm_message(request: Request, email: str, token: str) -> EmailMessage:
-    link = str(request.url_for("confirm_page").include_query_params(token=token))
+    link = _link(request, "confirm_page", token=token)
     return _message(
         request,
         email,
@@ -164,7 +198,7 @@ def _confirm_message(request: Request, email: str, token: str) -> EmailMessage:
 
 
 def _has_account_message(request: Request, email: str) -> EmailMessage:
-    login = str(request.url_for("login_page"))
+    login = _link(request, "login_page")
     return _message(
         request,
         email,
@@ -177,16 +211,20 @@ def _has_account_message(request: Request, email: str) -> EmailMessage:
 
 @routes.get("/signup/confirm")
 async def confirm_page(request: Request) -> Response:
-    """A button, not the account at once: mail scanners open links, and must not sign up."""
+    """A form, not the account at once: mail scanners open links, and the person following it
+    must show they chose the password (else anyone could sign up someone else's address and,
+    once its owner followed the link, log in to their account)."""
     token = request.query_params.get("token", "")
     async with services_of(request).pool.connection() as conn:
-        waiting = await sign_up_requests.look(conn, token) if token else None
-    return _confirm(request, token, waiting)
+        waiting = await sign_up_requests.peek(conn, token) if token else None
+    return _confirm(request, token, waiting, Form({"password": ""}))
 
 
-def _confirm(request: Request, token: str, waiting: Waiting | None) -> Response:
-    context = {"token": token, "waiting": waiting}
-    status = 200 if waiting else 410
+def _confirm(
+    request: Request, token: str, waiting: Waiting | None, form: Form, status: int = 200
+) -> Response:
+    context = {"token": token, "waiting": waiting, "form": form}
+    status = status if waiting else 410
     return templates.TemplateResponse(request, "signup_confirm.html", context, status_code=status)
 
 
@@ -196,16 +234,28 @@ async def confirm(request: Request) -> Response:
     check_csrf(request, data)
     sent = data.get("token")
     token = sent if isinstance(sent, str) else ""
+    form = Form({"password": ""})
+    password = form.secret(data, "password")
     services = services_of(request)
+    async with services.pool.connection() as conn:
+        waiting = await sign_up_requests.peek(conn, token)
+    if waiting is None:
+        return _confirm(request, token, None, form)
+    try:
+        chosen = await passwords_of(request).match(waiting.password_hash, password)
+    except PasswordsBusy:
+        form.fail("password", "could not be checked just now; try again in a second")
+        return _confirm(request, token, waiting, form, 429)
+    if not chosen:
+        form.fail("password", "is not the one chosen when signing up with this link")
+        return _confirm(request, token, waiting, form, 422)
     async with services.pool.connection() as conn, conn.transaction():
-        waiting = await sign_up_requests.take(conn, token)
-        if waiting is None:
-            return _confirm(request, token, None)
+        taken = await sign_up_requests.take(conn, token)  # once: a second confirm finds none
+        if taken is None:
+            return _confirm(request, token, None, form)
         try:
-            done = await _make(conn, services.types, waiting)
+            done = await _make(conn, services.types, taken)
         except commands.CommandRefused:  # made meanwhile, by another link to the address
-            flash(request, f"{waiting.email} already has an account: log in.")
+            flash(request, f"{taken.email} already has an account: log in.")
             return RedirectResponse("/login", status_code=303)
-    await log_in(request, done.subject_id, waiting.email)
-    flash(request, WELCOME)
-    return RedirectResponse("/contacts", status_code=303)
+    return await _welcome(request, done, taken.email)

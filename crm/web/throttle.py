@@ -1,8 +1,8 @@
 """Throttling of log-in and sign-up: a wait that doubles with each failure past an allowance.
 
 Counted per key in PostgreSQL (sql/019_throttles.sql), so every app process on the database
-shares the counts and a restart forgets nothing. A request is checked before any password is
-hashed: a throttled attempt costs a query, never argon2's 64 MiB.
+shares the counts and a restart forgets nothing. An attempt is claimed (checked and counted)
+before any password is hashed: a throttled attempt costs a query, never argon2's 64 MiB.
 
 Why not a rate-limit library: `limits` (slowapi's) counts hits in fixed or moving windows, in
 memory (one process's view) or in Redis/Memcached/MongoDB, none of which crm runs. What is wanted
@@ -60,47 +60,74 @@ def client_address(request: Request) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)  # an IPv4 client of a dual-stack listener
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 
 
-async def check(conn: AsyncConnection[Any], keys: Sequence[Key]) -> None:
-    """Throttled if any key must still wait."""
-    cursor = await conn.execute(
-        "SELECT key, failures, last_failure_at, now() FROM throttles WHERE key = ANY(%s)",
-        ([key.name for key in keys],),
-    )
+async def claim(conn: AsyncConnection[Any], keys: Sequence[Key]) -> None:
+    """Count an attempt against every key before it is made, or raise Throttled (nothing
+    counted) if one of them must still wait.
+
+    Checked and counted under the keys' row locks: attempts sent at once take turns, so a burst
+    gets no more tries than attempts one after the other would. What turns out not to be a
+    failure is given back (refund) or forgotten.
+    """
+    names = sorted(key.name for key in keys)  # one order: two claims never deadlock
     free = {key.name: key.free for key in keys}
-    left = timedelta(0)
-    for name, failures, last_failure_at, now in await cursor.fetchall():
-        left = max(left, _left(failures, free[name], last_failure_at, now))
-    if left > timedelta(0):
-        raise Throttled(max(1, round(left.total_seconds())))
-
-
-def _left(failures: int, free: int, last_failure_at: datetime, now: datetime) -> timedelta:
-    if now - last_failure_at >= FORGET_AFTER:
-        return timedelta(0)
-    return last_failure_at + wait_after(failures, free) - now
-
-
-async def failed(conn: AsyncConnection[Any], keys: Sequence[Key]) -> None:
-    """Count a failure against every key; a key quiet for FORGET_AFTER starts again at one."""
     async with conn.transaction():
-        for key in sorted(keys, key=lambda k: k.name):  # one order: two failures never deadlock
+        for name in names:
             await conn.execute(
-                "INSERT INTO throttles (key, failures, last_failure_at) VALUES (%s, 1, now())"
-                " ON CONFLICT (key) DO UPDATE SET last_failure_at = now(), failures ="
-                " CASE WHEN throttles.last_failure_at < now() - %s THEN 1"
-                " ELSE least(throttles.failures + 1, 1000000) END",
-                (key.name, FORGET_AFTER),
+                "INSERT INTO throttles (key, failures, last_failure_at)"
+                " VALUES (%s, 0, clock_timestamp())"
+                " ON CONFLICT (key) DO NOTHING",
+                (name,),
             )
+        cursor = await conn.execute(
+            # the clock, not now(): that is when this transaction began, maybe before the
+            # attempt whose row lock it waited for
+            "SELECT key, failures, last_failure_at, clock_timestamp() FROM throttles"
+            " WHERE key = ANY(%s) ORDER BY key FOR UPDATE",
+            (names,),
+        )
+        left = max(
+            (
+                _left(failures, free[key], at, now)
+                for key, failures, at, now in await cursor.fetchall()
+            ),
+            default=timedelta(0),
+        )
+        if left > timedelta(0):
+            raise Throttled(max(1, round(left.total_seconds())))
+        await conn.execute(
+            "UPDATE throttles SET last_failure_at = clock_timestamp(), failures = CASE"
+            " WHEN last_failure_at < clock_timestamp() - %s THEN 1"
+            " ELSE least(failures + 1, 1000000) END"
+            " WHERE key = ANY(%s)",
+            (FORGET_AFTER, names),
+        )
         await conn.execute(
             "DELETE FROM throttles WHERE key IN (SELECT key FROM throttles"
             " WHERE last_failure_at < now() - %s LIMIT %s)",
             (FORGET_AFTER, PURGE_BATCH),
         )
+
+
+def _left(failures: int, free: int, last_failure_at: datetime, now: datetime) -> timedelta:
+    wait = wait_after(failures, free)
+    if not wait or now - last_failure_at >= FORGET_AFTER:
+        return timedelta(0)
+    return last_failure_at + wait - now
+
+
+async def refund(conn: AsyncConnection[Any], keys: Sequence[Key]) -> None:
+    """Give back what claim() counted against keys the attempt turned out not to fail."""
+    await conn.execute(
+        "UPDATE throttles SET failures = greatest(failures - 1, 0) WHERE key = ANY(%s)",
+        ([key.name for key in keys],),
+    )
 
 
 async def forget(conn: AsyncConnection[Any], key: Key) -> None:
