@@ -142,9 +142,7 @@ def test_without_a_token_setting_no_token_is_accepted(db_url: str, tmp_path: Pat
         remote = TestClient(local.app, base_url="http://127.0.0.1", client=("203.0.113.9", 1))
         remote.portal = local.portal
         assert remote.get("/health").json() == {"status": "ok"}
-        assert remote.get("/health", headers={"Authorization": "Bearer"}).json() == {
-            "status": "ok"
-        }
+        assert remote.get("/health", headers={"Authorization": "Bearer"}).json() == {"status": "ok"}
         assert local.get("/health").json().keys() >= DETAILS
 
 
