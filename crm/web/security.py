@@ -124,7 +124,12 @@ async def signed_in(request: Request) -> Session | None:
         found = None
         if isinstance(token, str):
             async with services_of(request).pool.connection() as conn:
-                found = await sessions.find(conn, token)
+                # every page asks this first: one round trip, no transaction to begin or end
+                await conn.set_autocommit(True)
+                try:
+                    found = await sessions.find(conn, token)
+                finally:
+                    await conn.set_autocommit(False)
         request.state.session = found
     session: Session | None = request.state.session
     return session
