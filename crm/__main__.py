@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
@@ -19,7 +20,10 @@ def _arguments(defaults: settings_module.Settings) -> argparse.Namespace:
 
 
 def main() -> None:
-    settings = settings_module.load()
+    try:
+        settings = settings_module.load()
+    except settings_module.SettingError as error:  # the message names the variable; no traceback
+        sys.exit(f"crm cannot start: {error}")
     args = _arguments(settings)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -134,9 +134,17 @@ def _public_url(environ: dict[str, str], hosts: tuple[str, ...], mails: bool) ->
             )
         return None
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
         raise SettingError(
-            f"CRM_PUBLIC_URL must be like https://crm.example.com (no path), got {raw!r}"
+            "CRM_PUBLIC_URL must be like https://crm.example.com (a scheme, a host, a port if"
+            f" need be; no user, path or query), got {raw!r}"
         )
     return f"{parts.scheme}://{parts.netloc}"
 

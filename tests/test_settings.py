@@ -3,6 +3,7 @@
 import pytest
 
 from crm.settings import SettingError, load
+from harness.processes import run_module
 
 
 def test_defaults() -> None:
@@ -31,6 +32,8 @@ def test_defaults() -> None:
         ({"CRM_TRUSTED_PROXIES": "proxy.internal"}, "CRM_TRUSTED_PROXIES must be IP addresses"),
         ({"CRM_PUBLIC_URL": "crm.example.com"}, "CRM_PUBLIC_URL must be like https://"),
         ({"CRM_PUBLIC_URL": "https://crm.example.com/app"}, "CRM_PUBLIC_URL must be like"),
+        ({"CRM_PUBLIC_URL": "https://me@evil.example"}, "CRM_PUBLIC_URL must be like"),
+        ({"CRM_PUBLIC_URL": "https://crm.example.com/?x=1"}, "CRM_PUBLIC_URL must be like"),
         (
             {"CRM_ALLOWED_HOSTS": "*.example.com", "CRM_SMTP_URL": "smtp://mail"},
             "CRM_PUBLIC_URL must be set when CRM_ALLOWED_HOSTS has a wildcard",
@@ -84,3 +87,10 @@ def test_trusted_proxies_and_the_public_url_are_read() -> None:
     )
     assert settings.trusted_proxies == ("10.0.0.5", "172.16.0.0/12")
     assert settings.public_url == "https://crm.example.com"
+
+
+def test_the_app_refuses_to_start_with_the_message_and_no_traceback() -> None:
+    started = run_module("crm", env={"PORT": "eighty"}, timeout=60)
+    assert started.returncode == 1
+    assert "crm cannot start: PORT must be a whole number, got 'eighty'" in started.stderr
+    assert "Traceback" not in started.stderr

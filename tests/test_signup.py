@@ -192,3 +192,14 @@ def test_mailed_links_point_at_the_public_url_whatever_the_host_header_says(
         body = mail_to(smtp, "ada@example.com")
     assert "https://crm.example.com/signup/confirm?token=" in body
     assert "attacker" not in body
+
+
+def test_a_leaked_link_gives_a_few_guesses_at_the_password_then_waits(
+    site: TestClient, smtp: SmtpServer, db_url: str
+) -> None:
+    owner = another_browser(site)
+    body = _sign_up_and_read(owner, smtp, "grace@example.com")
+    finder = another_browser(site)
+    answers = [follow(finder, body, f"guess {n}").status_code for n in range(6)]
+    assert answers == [422] * 5 + [429]
+    assert accounts(db_url) == []

@@ -132,6 +132,39 @@ def test_the_owners_own_browser_logs_in_while_a_stranger_has_the_account_waiting
     assert attempt_log_in(copier, "ada@example.com", "correct horse").status_code == 429
 
 
+def test_a_new_password_voids_the_device_cookies_minted_with_the_old_one(
+    site: TestClient, db_url: str
+) -> None:
+    """Cookies minted while the old password was known buy no guesses at the new one; the
+    browser that changed it keeps its standing."""
+    minted = another_browser(site)
+    log_in(minted, "ada@example.com")  # e.g. by someone who knew the old password
+    owner = another_browser(site)
+    log_in(owner, "ada@example.com")
+    token = csrf_of(owner, "/account")
+    data = {"current_password": "correct horse", "new_password": "battery staple"}
+    assert owner.post("/account/password", data={**data, "csrf_token": token}).status_code == 303
+    owner.post("/logout", data={"csrf_token": csrf_of(owner, "/contacts")})
+    stranger = another_browser(site)
+    for n in range(6):
+        attempt_log_in(stranger, "ada@example.com", f"guess {n}")
+    assert attempt_log_in(minted, "ada@example.com", "a guess").status_code == 429
+    assert attempt_log_in(owner, "ada@example.com", "battery staple").status_code == 303
+
+
+def test_failures_of_others_at_the_owners_address_do_not_stop_the_owners_browser(
+    site: TestClient,
+) -> None:
+    owner = another_browser(site)
+    log_in(owner, "ada@example.com")
+    owner.post("/logout", data={"csrf_token": csrf_of(owner, "/contacts")})
+    # from the owner's address (a household, an office): guesses at other accounts
+    for n in range(auth.LOG_IN_PER_ADDRESS + 2):
+        attempt_log_in(owner, f"someone{n}@example.com", "a guess")
+    assert attempt_log_in(owner, "someone@example.com", "a guess").status_code == 429
+    assert attempt_log_in(owner, "ada@example.com", "correct horse").status_code == 303
+
+
 def test_a_stranger_failing_log_ins_does_not_stop_the_owner_changing_the_password(
     site: TestClient,
 ) -> None:

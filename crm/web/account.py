@@ -11,7 +11,7 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import sessions, throttle
 from crm.web.answers import attempt, redirect_after_write
-from crm.web.auth import LOG_IN_PER_ACCOUNT, password_problem, wait_in_words
+from crm.web.auth import LOG_IN_PER_ACCOUNT, password_problem, remember_device, wait_in_words
 from crm.web.forms import Form, FormSpec, posted_form, time_zones
 from crm.web.requests import services_of
 from crm.web.routing import Routes
@@ -145,7 +145,12 @@ async def change_password(request: Request) -> Response:
         return await _page(request, session, 422, password=form)
     sessions.ended(session.account_id)
     message = "Password changed. Every other session of this account is logged out."
-    return await redirect_after_write(request, ["accounts"], done.appended.position, PAGE, message)
+    response = await redirect_after_write(
+        request, ["accounts"], done.appended.position, PAGE, message
+    )
+    # the account's device cookies were for the old password; this browser's is renewed
+    remember_device(request, response, session.email, password_hash)
+    return response
 
 
 async def _new_hash(request: Request, session: Session, current: str, new: str) -> str | None:

@@ -1,5 +1,6 @@
 """Log-in and log-out, and what the sign-up and account pages share with them."""
 
+import hmac
 import secrets
 from typing import Any
 
@@ -86,18 +87,19 @@ def account_key(email: str) -> Key:
     return Key(f"log-in:account:{email}", LOG_IN_PER_ACCOUNT)
 
 
-def _log_in_keys(request: Request, email: str) -> tuple[Key, Key]:
-    """(the account's key, or its device's if this browser logged in to it before; the
-    address's key).
+def _log_in_keys(request: Request, email: str, password_hash: str | None) -> list[Key]:
+    """What an attempt counts against: this browser's own key if it logged in to the account
+    before (with its password as it is now); else the account's and the address's.
 
-    A device has its own allowance: a stranger guessing an account's password makes browsers
-    without the account's device cookie wait, never the owner's own (OWASP's "device cookies").
+    A device has its own allowance, and the failures of the account or of the address are not
+    its: a stranger guessing an account's password, or many at a shared address, make other
+    browsers wait, never the owner's own (OWASP's "device cookies").
     """
-    device = known_device(request, email)
-    first = (
-        account_key(email) if device is None else Key(f"log-in:device:{device}", LOG_IN_PER_ACCOUNT)
-    )
-    return first, Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS)
+    device = known_device(request, email, password_hash)
+    if device is not None:
+        return [Key(f"log-in:device:{device}", LOG_IN_PER_ACCOUNT)]
+    address = Key(f"log-in:address:{throttle.client_address(request)}", LOG_IN_PER_ADDRESS)
+    return [account_key(email), address]
 
 
 def _devices(request: Request) -> URLSafeSerializer:
@@ -105,18 +107,34 @@ def _devices(request: Request) -> URLSafeSerializer:
     return URLSafeSerializer(key, salt="crm device cookie")
 
 
-def known_device(request: Request, email: str) -> str | None:
-    """The id of this browser's device cookie, if it is one of ours for this e-mail."""
+def _generation(request: Request, password_hash: str) -> str:
+    """What a device cookie is bound to: a new password makes every earlier cookie none (one
+    minted while the old password was known buys no guesses at the new one)."""
+    key = secret_key(services_of(request).settings).encode()
+    return hmac.new(key, password_hash.encode(), "sha256").hexdigest()[:32]
+
+
+def known_device(request: Request, email: str, password_hash: str | None) -> str | None:
+    """The id of this browser's device cookie, if it is one of ours for this e-mail and this
+    password."""
+    if password_hash is None:
+        return None
     try:
-        signed_for, device = _devices(request).loads(request.cookies.get(DEVICE_COOKIE, ""))
+        signed_for, generation, device = _devices(request).loads(
+            request.cookies.get(DEVICE_COOKIE, "")
+        )
     except (BadSignature, ValueError, TypeError):
         return None
-    return str(device) if signed_for == email else None
+    if signed_for != email or generation != _generation(request, password_hash):
+        return None
+    return str(device)
 
 
-def remember_device(request: Request, response: Response, email: str) -> None:
+def remember_device(request: Request, response: Response, email: str, password_hash: str) -> None:
     """Mark this browser as one the account logs in from (a year; only /login reads it)."""
-    value = _devices(request).dumps([email, secrets.token_urlsafe(16)])
+    value = _devices(request).dumps(
+        [email, _generation(request, password_hash), secrets.token_urlsafe(16)]
+    )
     response.set_cookie(
         DEVICE_COOKIE,
         value,
@@ -128,23 +146,25 @@ def remember_device(request: Request, response: Response, email: str) -> None:
     )
 
 
-async def _account_with_password(request: Request, email: str, password: str) -> str | None:
-    """The id of the account whose e-mail and password these are; None if there is none. The
-    attempt is claimed against its keys first (Throttled when one must wait)."""
+async def _account_with_password(
+    request: Request, email: str, password: str
+) -> tuple[str, str] | None:
+    """(id, password hash) of the account whose e-mail and password these are; None if there
+    is none. The attempt is claimed against its keys first (Throttled when one must wait)."""
     passwords = passwords_of(request)
     passwords.check_room()
-    identity, address = _log_in_keys(request, email)
     async with services_of(request).pool.connection() as conn:
-        await throttle.claim(conn, [identity, address])
         account = await _account_by_email(conn, email)
+        keys = _log_in_keys(request, email, account[1] if account else None)
+        await throttle.claim(conn, keys)
     known_hash = account[1] if account else passwords.nobody
     matches = await passwords.match(known_hash, password)
     if account is None or not matches:
         return None  # counted by the claim
     async with services_of(request).pool.connection() as conn:
-        await throttle.forget(conn, identity)
-        await throttle.refund(conn, [address])
-    return account[0]
+        await throttle.forget(conn, keys[0])
+        await throttle.refund(conn, keys[1:])
+    return account
 
 
 @routes.post("/login")
@@ -161,18 +181,19 @@ async def login(request: Request) -> Response:
         return auth_page(request, "login.html", form, 422)
     email = form["email"].lower()
     try:
-        account_id = await _account_with_password(request, email, password)
+        account = await _account_with_password(request, email, password)
     except Throttled as throttled:
         what = "failed log-ins for this e-mail or from your address"
         return slow_down(request, "login.html", form, throttled.seconds, what)
     except PasswordsBusy:
         return slow_down(request, "login.html", form, 1, "log-ins at once")
-    if account_id is None:
+    if account is None:
         form.fail("password", "does not match this e-mail; check both and try again")
         return auth_page(request, "login.html", form, 422)
+    account_id, password_hash = account
     await log_in(request, account_id, email)
     response = RedirectResponse(_next(request), status_code=303)
-    remember_device(request, response, email)
+    remember_device(request, response, email, password_hash)
     return response
 
 

@@ -23,10 +23,17 @@ from crm.store import commands
 from crm.store.event_types import EventTypes
 from crm.web import sign_up_requests, throttle
 from crm.web.answers import attempt
-from crm.web.auth import auth_page, password_problem, remember_device, slow_down
+from crm.web.auth import (
+    auth_page,
+    password_problem,
+    remember_device,
+    slow_down,
+    wait_in_words,
+)
 from crm.web.forms import Form, FormSpec, posted_form
 from crm.web.requests import services_of
 from crm.web.routing import Routes
+from crm.web.secret_tokens import digest
 from crm.web.security import PasswordsBusy, check_csrf, flash, log_in, passwords_of
 from crm.web.sign_up_requests import Waiting
 from crm.web.templating import templates
@@ -38,6 +45,8 @@ SIGN_UP = FormSpec.of("account-created", "email", "time_zone")
 # for accounts), per e-mail and per address; so does every account made or link mailed past a
 # day's worth from one address, and every link mailed to one e-mail past a few.
 TAKEN_PER_EMAIL, TAKEN_PER_ADDRESS, ACCOUNTS_PER_ADDRESS, MAILS_PER_EMAIL = 3, 10, 20, 3
+# wrong passwords on one confirmation link before each further one must wait
+CONFIRM_TRIES = 5
 WELCOME = "Welcome! Your account is ready."
 SENT_TO = "sign_up_sent_to"  # the address the last link went to, for /signup/sent
 LINK_HOURS = round(sign_up_requests.EXPIRES.total_seconds() / 3600)
@@ -111,14 +120,14 @@ async def _sign_up_now(
         await throttle.refund(conn, [keys.taken, keys.taken_here] if done else [keys.made])
     if done is None:
         return auth_page(request, "signup.html", form, 422)
-    return await _welcome(request, done, waiting.email)
+    return await _welcome(request, done, waiting)
 
 
-async def _welcome(request: Request, done: commands.Done, email: str) -> Response:
-    await log_in(request, done.subject_id, email)
+async def _welcome(request: Request, done: commands.Done, made: Waiting) -> Response:
+    await log_in(request, done.subject_id, made.email)
     flash(request, WELCOME)
     response = RedirectResponse("/contacts", status_code=303)
-    remember_device(request, response, email)
+    remember_device(request, response, made.email, made.password_hash)
     return response
 
 
@@ -237,12 +246,22 @@ async def confirm(request: Request) -> Response:
     form = Form({"password": ""})
     password = form.secret(data, "password")
     services = services_of(request)
+    # guesses at the password through one link: a link that leaked is not an open door
+    key = Key(f"sign-up:confirm:{digest(token).hex()}", CONFIRM_TRIES)
     async with services.pool.connection() as conn:
         waiting = await sign_up_requests.peek(conn, token)
     if waiting is None:
         return _confirm(request, token, None, form)
     try:
+        passwords_of(request).check_room()
+        async with services.pool.connection() as conn:
+            await throttle.claim(conn, [key])
         chosen = await passwords_of(request).match(waiting.password_hash, password)
+    except Throttled as throttled:
+        form.fail(
+            "password", f"was tried too often; try again in {wait_in_words(throttled.seconds)}"
+        )
+        return _confirm(request, token, waiting, form, 429)
     except PasswordsBusy:
         form.fail("password", "could not be checked just now; try again in a second")
         return _confirm(request, token, waiting, form, 429)
@@ -258,4 +277,4 @@ async def confirm(request: Request) -> Response:
         except commands.CommandRefused:  # made meanwhile, by another link to the address
             flash(request, f"{taken.email} already has an account: log in.")
             return RedirectResponse("/login", status_code=303)
-    return await _welcome(request, done, taken.email)
+    return await _welcome(request, done, taken)
