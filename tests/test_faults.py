@@ -475,9 +475,17 @@ def heard_everywhere(user: User, app: LoggedApp, pages: list[Page], name: str) -
     assert user.ready()
     write = user.add_contact(name)
     assert write.acknowledged, write
-    wait_until(
-        lambda: all(p.since(write.sent_at, "contacts") for p in pages), 10, "every page heard"
-    )
+    try:
+        wait_until(
+            lambda: all(p.since(write.sent_at, "contacts") for p in pages), 10, "every page heard"
+        )
+    except AssertionError:
+        heard = [
+            [(round(m.at - write.sent_at, 2), m.event) for m in p.messages[-3:]] for p in pages
+        ]
+        raise AssertionError(
+            f"{name}: pages heard {heard}; {[p.connects for p in pages]}"
+        ) from None
     return max(p.since(write.sent_at, "contacts")[0].at for p in pages) - write.sent_at
 
 
@@ -516,7 +524,14 @@ async def test_three_processes_on_one_database_share_news_hand_over_and_send_eac
         LoggedApp(env, data_dir / "first.log").start().stop()
         apps = [LoggedApp(env, data_dir / f"app{i}.log").start() for i in range(3)]
         try:
-            await run_three_processes(db_url, env, apps, inbox, zone, today, early, conn, types)
+            with contextlib.ExitStack() as cleanup:  # pages and users, whatever fails
+                await run_three_processes(
+                    db_url, env, apps, inbox, zone, today, early, conn, types, cleanup
+                )
+        except AssertionError as failed:
+            logs = [app.log.read_text() for app in apps]
+            told = [line for log in logs for line in log.splitlines() if "WARNING" in line]
+            raise AssertionError(f"{failed}\nthe processes warned: {told[-30:]}") from None
         finally:
             for app in apps:
                 if app.process is not None and app.process.poll() is None:
@@ -533,6 +548,7 @@ async def run_three_processes(
     early: int,
     conn: Any,
     types: Any,
+    cleanup: contextlib.ExitStack,
 ) -> None:
     for app in apps:
         app.health()
@@ -543,8 +559,10 @@ async def run_three_processes(
 
     # 2. a write on any process reaches the pages open on every process
     user = await signed_in(conn, types, apps[0].base, f"many-{SEED}@example.com", zone)
+    cleanup.callback(user.close)
     pages = [Page(app.base, user.client.cookies) for app in apps]
     for page in pages:
+        cleanup.callback(page.close)
         page.start()
     wait_until(lambda: all(p.connects for p in pages), 10, "pages connected")
     fan_out = [heard_everywhere(user, app, pages, f"Fan-out {n}") for n, app in enumerate(apps)]
@@ -559,6 +577,7 @@ async def run_three_processes(
     for n, index in enumerate(survivors):
         email = f"many-{SEED}-{n}@example.com"
         writer_user = await signed_in(conn, types, apps[index].base, email, zone)
+        cleanup.callback(writer_user.close)
         writers.append(Writer(writer_user, f"p{n}", SEED + n))
     for writer in writers:
         writer.start()
