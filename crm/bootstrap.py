@@ -25,6 +25,8 @@ from crm.roles import runtime_url
 from crm.settings import Settings
 from crm.store.event_types import EventTypes, load_event_types, sync_event_types
 from crm.store.events import head_position
+from crm.store.upcasters import UPCASTERS
+from crm.store.upcasting import UpcasterMissing, missing
 
 log = logging.getLogger(__name__)
 JOB_WAITS_FOR_PROJECTIONS = 30.0  # seconds
@@ -41,8 +43,11 @@ class Prepared:
 async def prepare(url: str, projections: Sequence[Projection[Any]] = ALL) -> Prepared:
     """Make the runtime role ready through `url`, then, as that role (so that it owns them),
     apply sql/, load schemas/ into event_types, and create and register the projections."""
-    runtime = await runtime_url(url)
     types = load_event_types()
+    problems = missing(types, UPCASTERS)
+    if problems:  # an older stored version handlers could never read
+        raise UpcasterMissing("; ".join(problems))
+    runtime = await runtime_url(url)
     async with await AsyncConnection.connect(runtime, autocommit=True) as conn:
         await migrate(conn)
         async with conn.transaction():

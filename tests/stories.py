@@ -27,7 +27,7 @@ from crm.projections.base import Projection, Row
 from crm.projections.projector import catch_up
 from crm.projections.rebuild import rebuild
 from crm.store.event_types import EventTypes, load_event_types
-from crm.store.events import Event, append
+from crm.store.events import Event, store_as
 from tests.support import renderer
 
 ACCOUNT = "0b6a3f0e-5d1c-4e8a-9c2b-7f4e1a2d3c5b"
@@ -160,7 +160,7 @@ async def _append(conn: AsyncConnection[Any], types: EventTypes, events: list[Ev
             " ON CONFLICT DO NOTHING",
             (e.entity_id, f"{e.entity_id}@example.com"),
         )
-        appended = await append(conn, types, e.type, e.payload, e.entity_id, e.version)
+        appended = await store_as(conn, types, types.get(e.type, e.version), e.payload, e.entity_id)
         await conn.execute(
             "UPDATE events SET created_at = %s WHERE id = %s", (e.created_at, appended.position)
         )

@@ -15,7 +15,7 @@ from crm.store.event_types import (
     load_event_types,
     sync_event_types,
 )
-from crm.store.events import append
+from crm.store.events import store_as
 from crm.store.fields import NOT_A_FIELD
 from crm.store.validation import InvalidPayload, validate_payload
 from tests.support import sign_up
@@ -73,7 +73,7 @@ async def test_a_valid_payload_is_stored(conn, types, key) -> None:
     account = await sign_up(conn, types)
     before = await event_count(conn)
     name, version = key
-    appended = await append(conn, types, name, example(key), account, version)
+    appended = await store_as(conn, types, types.get(name, version), example(key), account)
     assert appended.position > 0
     assert await event_count(conn) == before + 1
 
@@ -85,7 +85,7 @@ async def test_an_invalid_payload_is_rejected_naming_the_field(conn, types, key)
     name, version = key
     for payload, field in broken_payloads(key):
         with pytest.raises(InvalidPayload) as raised:
-            await append(conn, types, name, payload, account, version)
+            await store_as(conn, types, types.get(name, version), payload, account)
         assert field in raised.value.errors, payload
         assert field in str(raised.value)
     assert await event_count(conn) == before

@@ -14,7 +14,9 @@ import psycopg
 from psycopg import AsyncConnection
 
 from crm.database import use_text_for_ids_and_dates
-from crm.store.event_types import EventTypes
+from crm.store.event_types import EventType, EventTypes
+from crm.store.upcasters import UPCASTERS
+from crm.store.upcasting import Upcaster, to_latest
 from crm.store.validation import validate_payload
 
 
@@ -39,19 +41,30 @@ async def append(
     event_type: str,
     payload: dict[str, Any],
     entity_id: uuid.UUID | str,
-    version: int | None = None,
 ) -> Appended:
-    """Validate the payload against exactly its type's schema version, then store it.
+    """Validate the payload against its type's latest schema version, then store it: an
+    append always writes the latest (older versions are only ever read, and upcast).
 
     Raises InvalidPayload (naming each failing field) before anything is written. Runs in the
     caller's transaction if one is open, so other writes can commit atomically with the event.
     """
-    chosen = types.get(event_type, version)
-    validate_payload(chosen, payload)
+    return await store_as(conn, types, types.get(event_type), payload, entity_id)
+
+
+async def store_as(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    version: EventType,
+    payload: dict[str, Any],
+    entity_id: uuid.UUID | str,
+) -> Appended:
+    """Store a payload as exactly this version of its type, validated against it: append()'s
+    work, and how a test writes what an older crm stored."""
+    validate_payload(version, payload)
     cursor = await conn.execute(
         "INSERT INTO events (event_type_id, entity_id, payload) VALUES (%s, %s, %s::jsonb)"
         " RETURNING id, created_at",
-        (types.id_of(chosen), entity_id, orjson.dumps(payload).decode()),
+        (types.id_of(version), entity_id, orjson.dumps(payload).decode()),
     )
     row = await cursor.fetchone()
     assert row is not None
@@ -63,8 +76,16 @@ _SELECT = _COLUMNS + " WHERE id > %s AND id <= %s ORDER BY id"
 _SELECT_AFTER = _COLUMNS + " WHERE id > %s ORDER BY id LIMIT %s"
 
 
-def _names_by_id(types: EventTypes) -> dict[int, tuple[str, int]]:
-    return {type_id: key for key, type_id in types.ids.items()}
+# per stored event type id: its name, the version handlers see (the latest), and the function
+# lifting its payload there (None when it is stored as the latest)
+_Reading = tuple[str, int, Upcaster | None]
+
+
+def _readings(types: EventTypes) -> dict[int, _Reading]:
+    return {
+        type_id: (name, types.latest_version(name), to_latest(types, name, version, UPCASTERS))
+        for (name, version), type_id in types.ids.items()
+    }
 
 
 async def read_batch(
@@ -72,9 +93,9 @@ async def read_batch(
 ) -> list[Event]:
     """The next committed events after a position. Appends are serialized (sql/004), so every
     event below the highest visible position is already visible: nothing can appear behind it."""
-    names = _names_by_id(types)
+    readings = _readings(types)
     cursor = await conn.execute(_SELECT_AFTER, (after, limit))
-    return [_event(row, names) for row in await cursor.fetchall()]
+    return [_event(row, readings) for row in await cursor.fetchall()]
 
 
 async def stream_from_thread(
@@ -86,7 +107,7 @@ async def stream_from_thread(
     producing rows and the socket reads overlap with the caller's work (the reader waits in
     recv() without the GIL), which matters on a machine with two cores.
     """
-    names = _names_by_id(types)
+    readings = _readings(types)
     chunks: queue.Queue[list[Event] | BaseException | None] = queue.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -105,7 +126,7 @@ async def stream_from_thread(
                 with conn.cursor(name="crm_event_stream") as cursor:
                     cursor.execute(_SELECT, (0, upto))
                     while not stop.is_set() and (rows := cursor.fetchmany(chunk)):
-                        hand_over([_event(row, names) for row in rows])
+                        hand_over([_event(row, readings) for row in rows])
             hand_over(None)
         except BaseException as error:  # handed to the caller, raised there
             hand_over(error)
@@ -139,6 +160,9 @@ async def head_position(conn: AsyncConnection[Any]) -> int:
     return int(row[0])
 
 
-def _event(row: tuple[Any, ...], names: dict[int, tuple[str, int]]) -> Event:
-    name, version = names[row[1]]
-    return Event(row[0], name, version, orjson.loads(row[2]), row[3], row[4])
+def _event(row: tuple[Any, ...], readings: dict[int, _Reading]) -> Event:
+    """An event as handlers see it: of its type's latest version, whatever version it was
+    stored as."""
+    name, version, lift = readings[row[1]]
+    payload = orjson.loads(row[2])
+    return Event(row[0], name, version, payload if lift is None else lift(payload), row[3], row[4])
