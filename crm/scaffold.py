@@ -1,11 +1,16 @@
 """Scaffolds: a new event type or projection, written the way the existing ones are.
 
     python -m crm.scaffold event NAME [--description TEXT]
+    python -m crm.scaffold version NAME
     python -m crm.scaffold projection NAME --events TYPE[,TYPE...]
 
 `event` writes schemas/NAME.v1.json: a payload of contact_id and account_id (the shared
 definitions), with an example it accepts. It does not lock the version: a locked version's meaning
 may never change, and the fields are still to come, so locking is the step after them.
+
+`version` writes schemas/NAME.v<n+1>.json, a copy of the latest version n to change, and the
+upcaster from n in crm/store/upcasters.py, which starts as a copy of the payload: together they
+pass the tests as written, and the step says what to change next.
 
 `projection` writes crm/projections/NAME.py (a row, one pure fold per event type, the
 declaration), registers it in crm/projections/registry.py, and writes
@@ -93,6 +98,42 @@ def scaffold_event(name: str, description: str = "", root: Path = ROOT) -> Scaff
             f"regenerate the reference: {DOCS_COMMAND}",
         ],
         _past_tense_hint(name),
+    )
+
+
+def scaffold_version(name: str, root: Path = ROOT) -> Scaffolded:
+    """The next version of an event type: its schema, a copy of the latest, and its upcaster."""
+    schemas = root / "schemas"
+    versions = sorted(
+        int(path.name.removeprefix(f"{name}.v").removesuffix(".json"))
+        for path in schemas.glob(f"{name}.v*.json")
+    )
+    if not versions:
+        raise Refused(f"there is no event type {name!r} in schemas/: nothing to evolve")
+    old, new = versions[-1], versions[-1] + 1
+    schema = json.loads((schemas / f"{name}.v{old}.json").read_text())
+    schema["$id"], schema["title"] = f"crm:{name}.v{new}", f"{name} v{new}"
+    path = schemas / f"{name}.v{new}.json"
+    path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    upcasters = root / "crm" / "store" / "upcasters.py"
+    function = f"{name.replace('-', '_')}_v{old}_to_v{new}"
+    with upcasters.open("a") as module:
+        module.write(
+            f'\n\n@step("{name}", {old})\n'
+            f"def {function}(payload: Payload) -> Payload:\n"
+            f'    """{name} v{old} -> v{new}: TODO what changed."""\n'
+            "    return dict(payload)\n"
+        )
+    return Scaffolded(
+        [path, upcasters],
+        [
+            f"change schemas/{path.name}: the fields of v{new}, their descriptions, the example",
+            f"make {function} in crm/store/upcasters.py turn a v{old} payload into a v{new} one",
+            f"teach the handlers of {name} the v{new} payload (they see only the latest)",
+            f"once the schema is final, lock its meaning: {LOCK_COMMAND}",
+            f"regenerate the reference: {DOCS_COMMAND}",
+        ],
+        [],
     )
 
 
@@ -365,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     event = kinds.add_parser("event", help="schemas/NAME.v1.json")
     event.add_argument("name", metavar="NAME", help="kebab-case, past tense: contact-archived")
     event.add_argument("--description", default="", help="what happened, one sentence")
+    version = kinds.add_parser("version", help="schemas/NAME.v<n+1>.json and its upcaster")
+    version.add_argument("name", metavar="NAME", help="an event type: contact-created")
     projection = kinds.add_parser("projection", help="crm/projections/NAME.py, registered, tested")
     projection.add_argument("name", metavar="NAME", help="snake_case: contact_stars")
     projection.add_argument(
@@ -374,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.kind == "event":
             done = scaffold_event(args.name, args.description)
+        elif args.kind == "version":
+            done = scaffold_version(args.name)
         else:
             events = [e.strip() for e in args.events.split(",") if e.strip()]
             done = scaffold_projection(args.name, events)

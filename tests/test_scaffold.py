@@ -19,7 +19,7 @@ import pytest
 
 from crm import ROOT
 from crm.docs import COMMAND as DOCS_COMMAND
-from crm.scaffold import Refused, scaffold_event, scaffold_projection
+from crm.scaffold import Refused, scaffold_event, scaffold_projection, scaffold_version
 from crm.store.event_types import load_event_types
 from crm.store.fields import field_rules
 from crm.store.meanings import LOCK_COMMAND, read_lock, unlocked_versions
@@ -180,3 +180,26 @@ def test_a_projection_that_would_be_wrong_is_refused_and_nothing_written(
     with pytest.raises(Refused, match=refusal):
         scaffold_projection(name, events, root=root)
     assert files_in(root) == before
+
+
+def test_a_new_version_and_its_upcaster_pass_the_tests_as_scaffolded(
+    tmp_path: Path, server_url: str
+) -> None:
+    copy = copy_of_the_checkout(tmp_path)
+    said = run_in(copy, "-m", "crm.scaffold", "version", "contact-tagged")
+    assert "contact_tagged_v1_to_v2" in said and LOCK_COMMAND in said
+    run_in(copy, "-m", *LOCK_COMMAND.removeprefix("python -m ").split())
+    run_in(copy, "-m", *DOCS_COMMAND.removeprefix("python -m ").split())
+    assert (copy / "schemas" / "contact-tagged.v2.json").exists()
+    run_in(copy, "-m", "ruff", "check", "--no-cache", "crm/store/upcasters.py")
+    run_in(copy, "-m", "ruff", "format", "--check", "--no-cache", "crm/store/upcasters.py")
+    tests = ("tests/test_upcasting.py", "tests/test_event_types.py", "tests/test_tags.py")
+    said = run_in(
+        copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, server_url=server_url
+    )
+    assert " passed" in said and "failed" not in said, said
+
+
+def test_only_an_existing_event_type_gets_a_next_version(root: Path) -> None:
+    with pytest.raises(Refused, match="there is no event type 'contact-starred'"):
+        scaffold_version("contact-starred", root=root)
