@@ -154,6 +154,20 @@ async def stream_from_thread(
         await asyncio.to_thread(reader.join)
 
 
+async def about_contact(
+    conn: AsyncConnection[Any], types: EventTypes, account_id: str, contact_id: str
+) -> list[Event]:
+    """Every event about one of the account's contacts, oldest first, as handlers see them (the
+    latest version). Found by the contact's id in the payload (sql/017's index), and the
+    account's id there too: no event of another account's, whatever a contact id says."""
+    readings = _readings(types)
+    cursor = await conn.execute(
+        _COLUMNS + " WHERE payload->>'contact_id' = %s AND payload->>'account_id' = %s ORDER BY id",
+        (contact_id, account_id),
+    )
+    return [_event(row, readings) for row in await cursor.fetchall()]
+
+
 async def head_position(conn: AsyncConnection[Any]) -> int:
     row = await (await conn.execute("SELECT coalesce(max(id), 0) FROM events")).fetchone()
     assert row is not None

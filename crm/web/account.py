@@ -1,7 +1,6 @@
 """The account page: its time zone, its password, and where it is logged in."""
 
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from crm.web.security import (
 from crm.web.sessions import Session
 from crm.web.templating import templates
 from crm.web.throttle import Key, Throttled
+from crm.web.zones import account_zone
 
 routes = Routes()
 TIME_ZONE = FormSpec.of("account-time-zone-changed", "time_zone")
@@ -42,16 +42,11 @@ async def _page(
     retry_after: int | None = None,
 ) -> Response:
     async with services_of(request).pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT time_zone FROM projected_accounts WHERE account_id = %s",
-            (session.account_id,),
-        )
-        row = await cursor.fetchone()
+        zone = await account_zone(conn, session.account_id)
         listed = await sessions.listed(conn, session.account_id)
-    zone = _zone(row[0] if row else "UTC")
     context: dict[str, Any] = {
         "time_zone_form": time_zone
-        or TIME_ZONE.blank(services_of(request).types, time_zone=row[0] if row else ""),
+        or TIME_ZONE.blank(services_of(request).types, time_zone=zone.key),
         "password_form": password or Form({name: "" for name in PASSWORD_FIELDS}),
         "time_zones": time_zones(),
         # this browser first, then the most recently used
@@ -66,13 +61,6 @@ async def _page(
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):  # a zone this machine's tzdata lacks
-        return ZoneInfo("UTC")
 
 
 @routes.get(PAGE)

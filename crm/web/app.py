@@ -29,7 +29,17 @@ from crm.projections.projector import ProjectorSettings
 from crm.projections.registry import ALL
 from crm.rendering import Renderer
 from crm.settings import Settings
-from crm.web import account, auth, contacts, health, interactions, meeting_notes, signup, stream
+from crm.web import (
+    account,
+    auth,
+    contacts,
+    health,
+    history,
+    interactions,
+    meeting_notes,
+    signup,
+    stream,
+)
 from crm.web.headers import NO_STORE, SECURITY_HEADERS, SecurityHeaders
 from crm.web.limits import BodyLimit
 from crm.web.params import a_local_path
@@ -53,6 +63,7 @@ def _routes() -> list[BaseRoute]:
         *signup.routes,
         *account.routes,
         *contacts.routes,
+        *history.routes,
         *interactions.routes,
         *meeting_notes.routes,
         Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
