@@ -168,6 +168,49 @@ async def about_contact(
     return [_event(row, readings) for row in await cursor.fetchall()]
 
 
+@dataclass(frozen=True)
+class AccountFilter:
+    """Which of an account's events: before a position (the page before), of some types, in a
+    span of time; None: any."""
+
+    before: int | None = None
+    types: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def of_account(
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    chosen: AccountFilter,
+    limit: int,
+) -> list[Event]:
+    """The account's events, newest first, as handlers see them (sql/021's index): those whose
+    payload names the account, whoever caused them."""
+    type_ids = None
+    if chosen.types is not None:
+        type_ids = [i for (name, _), i in types.ids.items() if name in chosen.types]
+    cursor = await conn.execute(
+        _COLUMNS + " WHERE payload->>'account_id' = %(account)s"
+        " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
+        " AND (%(types)s::int[] IS NULL OR event_type_id = ANY(%(types)s))"
+        " AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)"
+        " ORDER BY id DESC LIMIT %(limit)s",
+        {
+            "account": account_id,
+            "before": chosen.before,
+            "types": type_ids,
+            "since": chosen.since,
+            "until": chosen.until,
+            "limit": limit,
+        },
+    )
+    readings = _readings(types)
+    return [_event(row, readings) for row in await cursor.fetchall()]
+
+
 async def head_position(conn: AsyncConnection[Any]) -> int:
     row = await (await conn.execute("SELECT coalesce(max(id), 0) FROM events")).fetchone()
     assert row is not None

@@ -105,3 +105,9 @@ def _rule(event_type: EventType, name: str, schema: dict[str, Any]) -> FieldRule
         one_line=schema.get("x-one-line") is True,
         validator=validator,
     )
+
+
+def secret_fields(event_type: EventType) -> frozenset[str]:
+    """The payload fields marked "x-secret": stored, never shown (a password's hash)."""
+    properties = event_type.schema["properties"]
+    return frozenset(name for name, schema in properties.items() if schema.get("x-secret"))

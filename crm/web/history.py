@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from crm.store import commands
 from crm.store.events import Event, about_contact
+from crm.web.actors import actors_of
 from crm.web.contact_page import contact_id_in, read_contact
 from crm.web.requests import NotFound, services_of
 from crm.web.routing import Routes
@@ -89,18 +90,6 @@ def _label(field: str) -> str:
     return field.replace("_", " ").capitalize()
 
 
-async def _actors(conn: Any, events: Sequence[Event], account_id: str) -> dict[str, str]:
-    """Who caused each event: "you" for the account, a process by its name."""
-    cursor = await conn.execute(
-        "SELECT id::text, kind, name FROM entities WHERE id = ANY(%s::uuid[])",
-        (sorted({event.entity_id for event in events}),),
-    )
-    return {
-        entity: "you" if entity == account_id else f"{name} ({kind})"
-        for entity, kind, name in await cursor.fetchall()
-    }
-
-
 @routes.get("/contacts/{contact_id}/history")
 async def history(request: Request) -> Response:
     session = await current_session(request)
@@ -111,7 +100,7 @@ async def history(request: Request) -> Response:
             raise NotFound()
         contact = await read_contact(conn, session.account_id, contact_id)
         events = await about_contact(conn, services.types, session.account_id, contact_id)
-        actors = await _actors(conn, events, session.account_id)
+        actors = await actors_of(conn, events, session.account_id)
         zone = await account_zone(conn, session.account_id)
     context = {
         "contact": contact,
