@@ -12,7 +12,14 @@ from starlette.testclient import TestClient
 
 from crm.store.events import Event
 from crm.web.history import entries
-from tests.web_support import add_contact, another_browser, app_client, csrf_of, sign_up
+from tests.web_support import (
+    add_contact,
+    another_browser,
+    app_client,
+    csrf_of,
+    post_notes,
+    sign_up,
+)
 
 UTC = ZoneInfo("UTC")
 
@@ -96,3 +103,44 @@ def test_a_system_process_is_named_and_a_days_interaction_compares_with_that_day
     replaced = {c.field: (c.before, c.after) for c in shown[1].changes}
     assert replaced == {"Notes": ("x", "z")}  # the same day's, not the day before's
     assert shown[0].at.isoformat() == "2026-12-03T15:04:00+09:00"
+
+
+def test_the_contact_as_it_was_then_is_played_from_its_events_with_nothing_to_change(
+    ada: TestClient,
+) -> None:
+    contact = add_contact(ada, "Grace", description="Admiral")
+    edit(ada, contact, name="Grace Hopper", description="Rear admiral")
+    history = ada.get(f"/contacts/{contact}/history").text
+    links = re.findall(r'href="(/contacts/[0-9a-f-]+\?as_of=[^"]+)"', history)
+    assert len(links) == 2  # newest first: after the edit, then after the creation
+    then = ada.get(links[1].replace("&amp;", "&"))
+    assert then.status_code == 200
+    assert "As it was on" in then.text and "Admiral" in then.text
+    assert "Rear admiral" not in then.text and "Grace Hopper" not in then.text
+    assert "<form" not in then.text.split("<main", 1)[1] and "hx-get" not in then.text
+    now = ada.get(links[0].replace("&amp;", "&")).text
+    assert "Rear admiral" in now and "Grace Hopper" in now
+
+
+@pytest.mark.parametrize("moment", ["yesterday", "2026-13-45", "x" * 5000])
+def test_a_moment_that_is_not_one_is_a_400_naming_as_of(ada: TestClient, moment: str) -> None:
+    contact = add_contact(ada, "Grace")
+    answer = ada.get(f"/contacts/{contact}", params={"as_of": moment})
+    assert answer.status_code == 400 and "as_of must be a date and time" in answer.text
+
+
+def test_before_the_contact_existed_it_says_so(ada: TestClient) -> None:
+    contact = add_contact(ada, "Grace", description="Admiral")
+    page = ada.get(f"/contacts/{contact}", params={"as_of": "2000-01-01"}).text
+    assert "did not exist yet then" in page and "Admiral" not in page
+
+
+def test_the_notes_of_then_are_rendered_as_the_page_renders_them(ada: TestClient) -> None:
+    contact = add_contact(ada, "Grace")
+    assert post_notes(ada, contact, "## Agenda\n\n- *compilers*").status_code == 303
+    assert post_notes(ada, contact, "## Later agenda").status_code == 303
+    history = ada.get(f"/contacts/{contact}/history").text
+    links = re.findall(r'href="(/contacts/[0-9a-f-]+\?as_of=[^"]+)"', history)
+    then = ada.get(links[1].replace("&amp;", "&")).text  # after the first notes
+    assert "<h2>Agenda</h2>" in then and "<em>compilers</em>" in then
+    assert "Later agenda" not in then

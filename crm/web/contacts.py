@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from crm.projections.contacts import CONTACTS, MAX_TAGS
 from crm.store import commands
+from crm.web import history
 from crm.web.answers import (
     Answer,
     attempt,
@@ -161,6 +162,8 @@ async def added(request: Request) -> Response:
 
 @routes.get(CONTACT_PAGE)
 async def show(request: Request) -> Response:
+    if "as_of" in request.query_params:  # the contact as it was then (crm/web/history.py)
+        return await history.contact_as_of(request)
     account = await current_account(request)
     contact_id = contact_id_in(request)
     section = a_choice(request.query_params.get("section"), PARTS, "")

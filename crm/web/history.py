@@ -1,4 +1,5 @@
-"""A contact's history: GET /contacts/{id}/history, every event about the contact, newest first.
+"""A contact's history: GET /contacts/{id}/history, every event about the contact, newest first;
+and the contact as it was at a moment, GET /contacts/{id}?as_of=<date-time>.
 
 Read from the event log itself, not a projection: it is the log, shown. Each entry says what
 happened, when (in the account's time zone), who did it (the account, or a system process such
@@ -10,12 +11,17 @@ one day's interaction).
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crm.projections.base import Projection
+from crm.projections.contacts import CONTACTS
+from crm.projections.interactions import INTERACTIONS
 from crm.store import commands
 from crm.store.events import Event, about_contact
 from crm.web.actors import actors_of
@@ -109,3 +115,68 @@ async def history(request: Request) -> Response:
         "zone": zone.key,
     }
     return templates.TemplateResponse(request, "contacts/history.html", context)
+
+
+def _moment(raw: str, zone: ZoneInfo) -> datetime:
+    """?as_of: an ISO date-time (a day alone is its end); one without a zone is the account's."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise HTTPException(
+            400, "as_of must be a date and time written like 2026-12-03T09:30"
+        ) from None
+    if len(raw) == len("2026-12-03"):
+        moment = moment.replace(hour=23, minute=59, second=59, microsecond=999_999)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def _folded(projection: Projection[Any], events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The projection's rows for the contact, folded from these events alone, as its table
+    would hold them (Markdown not rendered yet)."""
+    state = None
+    for event in events:
+        if projection.handles(event):
+            state = projection.fold(state, event)
+    rows = projection.to_rows(state) if state is not None else []
+    return [dict(zip(projection.columns, row, strict=True)) for row in rows]
+
+
+async def _rendered(request: Request, contact: dict[str, Any]) -> dict[str, Any]:
+    """The contact's Markdown columns rendered, as the projector would; what does not render
+    is shown as its source."""
+    sources = {html: contact[source] for html, source in CONTACTS.markdown_columns.items()}
+    texts = [text for text in sources.values() if text]
+    html, _ = await services_of(request).note_checker.render_some(texts)
+    shown = {
+        column: html.get(text, f"<pre>{escape(text)}</pre>") if text else None
+        for column, text in sources.items()
+    }
+    return {**contact, **shown}
+
+
+async def contact_as_of(request: Request) -> Response:
+    """The contact's page as the events up to a moment make it: the same folds as the live
+    projections, played over the contact's own events; nothing on it can be changed."""
+    session = await current_session(request)
+    contact_id = contact_id_in(request)
+    services = services_of(request)
+    async with services.pool.connection() as conn:
+        if not await commands.owns_contact(conn, session.account_id, contact_id):
+            raise NotFound()
+        zone = await account_zone(conn, session.account_id)
+        moment = _moment(request.query_params["as_of"], zone)
+        events = await about_contact(conn, services.types, session.account_id, contact_id)
+    until = [event for event in events if event.created_at <= moment]
+    contacts = _folded(CONTACTS, until)
+    interactions = sorted(
+        _folded(INTERACTIONS, until), key=lambda row: row["interacted_on"], reverse=True
+    )
+    context = {
+        "contact": await _rendered(request, contacts[0]) if contacts else None,
+        "contact_id": contact_id,
+        "interactions": interactions,
+        "moment": moment.astimezone(zone),
+        "zone": zone.key,
+        "frozen": True,
+    }
+    return templates.TemplateResponse(request, "contacts/as_of.html", context)
