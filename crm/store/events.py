@@ -211,6 +211,18 @@ async def of_account(
     return [_event(row, readings) for row in await cursor.fetchall()]
 
 
+async def of_account_after(
+    conn: AsyncConnection[Any], types: EventTypes, account_id: str, after: int, limit: int
+) -> list[Event]:
+    """The account's events after a position, oldest first (an export's next chunk)."""
+    cursor = await conn.execute(
+        _COLUMNS + " WHERE payload->>'account_id' = %s AND id > %s ORDER BY id LIMIT %s",
+        (account_id, after, limit),
+    )
+    readings = _readings(types)
+    return [_event(row, readings) for row in await cursor.fetchall()]
+
+
 async def head_position(conn: AsyncConnection[Any]) -> int:
     row = await (await conn.execute("SELECT coalesce(max(id), 0) FROM events")).fetchone()
     assert row is not None
