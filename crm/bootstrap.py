@@ -5,7 +5,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -34,8 +34,7 @@ JOB_WAITS_FOR_PROJECTIONS = 30.0  # seconds
 POOL_TIMEOUT = 2.0  # seconds
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     url: str  # what everything connects with from now on: the runtime role's (crm/roles.py)
     types: EventTypes
 
@@ -112,8 +111,7 @@ async def running_services(
     run_jobs: bool = True,
     renderer: Renderer | None = None,  # the projector's: a test's, or one made and closed here
 ) -> AsyncIterator[Services]:
-    prepared = await prepare(url, projections)
-    url, types = prepared.url, prepared.types
+    url, types = await prepare(url, projections)
     broadcaster = Broadcaster()
     # two workers: a flood of notes checked at the write never queues ahead of the projections
     own_renderer = renderer is None

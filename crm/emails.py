@@ -66,8 +66,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _run(url: str, settings: settings_module.Settings, args: argparse.Namespace) -> int:
-    prepared = await prepare(url)  # then as the runtime role, which owns the tables
-    url, types = prepared.url, prepared.types
+    url, types = await prepare(url)  # then as the runtime role, which owns the tables
     await catch_up(url, types, [ACCOUNTS, MEETING_NOTES_EMAILS])
     now = args.now or datetime.now(UTC)
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:

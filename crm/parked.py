@@ -59,8 +59,7 @@ async def _list(url: str, tracebacks: bool) -> list[dict[str, Any]]:
 
 
 async def _run(url: str, args: argparse.Namespace) -> int:
-    prepared = await prepare(url, ALL)  # then as the runtime role, which owns the tables
-    url, types = prepared.url, prepared.types
+    url, types = await prepare(url, ALL)  # then as the runtime role, which owns the tables
     parked = await _list(url, args.tracebacks)
     if not args.retry or not parked:
         return 1 if parked else 0

@@ -43,8 +43,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 async def _replay(url: str, names: list[str], quiet: bool) -> None:
     chosen = [BY_NAME[name] for name in names] if names else list(ALL)
-    prepared = await prepare(url, ALL)  # then as the runtime role, which owns the tables
-    url, types = prepared.url, prepared.types
+    url, types = await prepare(url, ALL)  # then as the runtime role, which owns the tables
     with tqdm(
         unit=" events", disable=quiet, file=sys.stderr, desc="replaying", smoothing=0.1
     ) as bar:

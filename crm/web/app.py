@@ -42,7 +42,7 @@ from crm.web import (
     signup,
     stream,
 )
-from crm.web.headers import NO_STORE, SECURITY_HEADERS, SecurityHeaders
+from crm.web.headers import SecurityHeaders, headers_for
 from crm.web.limits import BodyLimit
 from crm.web.params import a_local_path
 from crm.web.requests import NotFound, is_htmx
@@ -136,7 +136,7 @@ def _unavailable(request: Request, message: str) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     # answered by Starlette's outermost middleware, which SecurityHeaders does not wrap
     message = "crm could not answer that; try again, or tell whoever runs it."
-    return PlainTextResponse(message, status_code=500, headers=SECURITY_HEADERS | NO_STORE)
+    return PlainTextResponse(message, status_code=500, headers=headers_for(request.url.path))
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
