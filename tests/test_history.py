@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from crm.store.events import Event
+from crm.web import history
 from crm.web.history import entries
 from tests.web_support import (
     add_contact,
@@ -144,3 +145,18 @@ def test_the_notes_of_then_are_rendered_as_the_page_renders_them(ada: TestClient
     then = ada.get(links[1].replace("&amp;", "&")).text  # after the first notes
     assert "<h2>Agenda</h2>" in then and "<em>compilers</em>" in then
     assert "Later agenda" not in then
+
+
+def test_a_contact_written_without_end_shows_its_latest_changes_and_refuses_a_long_replay(
+    ada: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "SHOWN", 2)
+    monkeypatch.setattr(history, "REPLAYED", 2)
+    contact = add_contact(ada, "Grace")
+    for description in ("one", "two", "three"):
+        edit(ada, contact, description=description)
+    page = ada.get(f"/contacts/{contact}/history").text
+    assert "The latest changes" in page and page.count("Details edited") == 2
+    assert "Contact added" not in page
+    answer = ada.get(f"/contacts/{contact}", params={"as_of": "2100-01-01"})
+    assert answer.status_code == 422 and "too many to replay here" in answer.text

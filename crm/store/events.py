@@ -155,17 +155,25 @@ async def stream_from_thread(
 
 
 async def about_contact(
-    conn: AsyncConnection[Any], types: EventTypes, account_id: str, contact_id: str
+    conn: AsyncConnection[Any],
+    types: EventTypes,
+    account_id: str,
+    contact_id: str,
+    newest: int,
+    until: datetime | None = None,
 ) -> list[Event]:
-    """Every event about one of the account's contacts, oldest first, as handlers see them (the
-    latest version). Found by the contact's id in the payload (sql/017's index), and the
-    account's id there too: no event of another account's, whatever a contact id says."""
+    """The newest events about one of the account's contacts (up to `until`, if given), at most
+    `newest` of them, oldest first, as handlers see them (the latest version). Found by the
+    contact's id in the payload (sql/017's index), and the account's id there too: no event of
+    another account's, whatever a contact id says. Bounded: a contact written a million times
+    must not make a page read a million rows."""
     readings = _readings(types)
     cursor = await conn.execute(
-        _COLUMNS + " WHERE payload->>'contact_id' = %s AND payload->>'account_id' = %s ORDER BY id",
-        (contact_id, account_id),
+        _COLUMNS + " WHERE payload->>'contact_id' = %s AND payload->>'account_id' = %s"
+        " AND (%s::timestamptz IS NULL OR created_at <= %s) ORDER BY id DESC LIMIT %s",
+        (contact_id, account_id, until, until, newest),
     )
-    return [_event(row, readings) for row in await cursor.fetchall()]
+    return [_event(row, readings) for row in reversed(await cursor.fetchall())]
 
 
 @dataclass(frozen=True)

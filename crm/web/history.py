@@ -8,7 +8,7 @@ as the morning e-mail) and what changed: for each field, its value before and af
 one day's interaction).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -33,6 +33,9 @@ from crm.web.templating import templates
 from crm.web.zones import account_zone
 
 routes = Routes()
+# entries a history page shows (the newest), and events a view of the past may replay: a
+# contact written without end must not make one page read, fold and draw without end
+SHOWN, REPLAYED = 500, 20_000
 IDS = frozenset({"contact_id", "account_id"})
 # what an entry is called, by event type
 TITLES = {
@@ -96,23 +99,58 @@ def _label(field: str) -> str:
     return field.replace("_", " ").capitalize()
 
 
-@routes.get("/contacts/{contact_id}/history")
-async def history(request: Request) -> Response:
+@dataclass(frozen=True)
+class Told:
+    """What the log tells of one of the account's contacts, for a page about its past."""
+
+    account_id: str
+    contact_id: str
+    contact: dict[str, Any] | None  # as the contacts projection shows it now
+    events: list[Event]  # the newest, oldest first
+    more: bool  # whether older events were left out
+    actors: dict[str, str]
+    zone: ZoneInfo
+    moment: datetime | None  # the moment its events end at, if not now
+
+
+async def _told(
+    request: Request, newest: int, until: Callable[[ZoneInfo], datetime] | None = None
+) -> Told:
+    """The account's contact in the URL (404 if it is not one), and its newest events (up to
+    the moment `until` reads in the account's zone)."""
     session = await current_session(request)
     contact_id = contact_id_in(request)
     services = services_of(request)
     async with services.pool.connection() as conn:
         if not await commands.owns_contact(conn, session.account_id, contact_id):
             raise NotFound()
-        contact = await read_contact(conn, session.account_id, contact_id)
-        events = await about_contact(conn, services.types, session.account_id, contact_id)
-        actors = await actors_of(conn, events, session.account_id)
         zone = await account_zone(conn, session.account_id)
+        moment = None if until is None else until(zone)
+        found = await about_contact(
+            conn, services.types, session.account_id, contact_id, newest + 1, moment
+        )
+        events = found[-newest:]
+        return Told(
+            session.account_id,
+            contact_id,
+            await read_contact(conn, session.account_id, contact_id),
+            events,
+            len(found) > newest,
+            await actors_of(conn, events, session.account_id),
+            zone,
+            moment,
+        )
+
+
+@routes.get("/contacts/{contact_id}/history")
+async def history(request: Request) -> Response:
+    told = await _told(request, SHOWN)
     context = {
-        "contact": contact,
-        "contact_id": contact_id,
-        "entries": entries(events, actors, zone),
-        "zone": zone.key,
+        "contact": told.contact,
+        "contact_id": told.contact_id,
+        "entries": entries(told.events, told.actors, told.zone),
+        "more": told.more,
+        "zone": told.zone.key,
     }
     return templates.TemplateResponse(request, "contacts/history.html", context)
 
@@ -157,26 +195,25 @@ async def _rendered(request: Request, contact: dict[str, Any]) -> dict[str, Any]
 async def contact_as_of(request: Request) -> Response:
     """The contact's page as the events up to a moment make it: the same folds as the live
     projections, played over the contact's own events; nothing on it can be changed."""
-    session = await current_session(request)
-    contact_id = contact_id_in(request)
-    services = services_of(request)
-    async with services.pool.connection() as conn:
-        if not await commands.owns_contact(conn, session.account_id, contact_id):
-            raise NotFound()
-        zone = await account_zone(conn, session.account_id)
-        moment = _moment(request.query_params["as_of"], zone)
-        events = await about_contact(conn, services.types, session.account_id, contact_id)
-    until = [event for event in events if event.created_at <= moment]
-    contacts = _folded(CONTACTS, until)
+    told = await _told(
+        request, REPLAYED, until=lambda zone: _moment(request.query_params["as_of"], zone)
+    )
+    if told.more:
+        raise HTTPException(
+            422,
+            f"This contact changed more than {REPLAYED:,} times before then: too many to"
+            " replay here. Its history lists the latest changes.",
+        )
+    contacts = _folded(CONTACTS, told.events)
     interactions = sorted(
-        _folded(INTERACTIONS, until), key=lambda row: row["interacted_on"], reverse=True
+        _folded(INTERACTIONS, told.events), key=lambda row: row["interacted_on"], reverse=True
     )
     context = {
         "contact": await _rendered(request, contacts[0]) if contacts else None,
-        "contact_id": contact_id,
+        "contact_id": told.contact_id,
         "interactions": interactions,
-        "moment": moment.astimezone(zone),
-        "zone": zone.key,
+        "moment": told.moment.astimezone(told.zone) if told.moment else None,
+        "zone": told.zone.key,
         "frozen": True,
     }
     return templates.TemplateResponse(request, "contacts/as_of.html", context)
